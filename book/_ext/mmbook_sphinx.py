@@ -1,0 +1,126 @@
+"""Sphinx glue for the book: offline browser assets and the badge row of each chapter.
+
+* Offline assets: when ``_vendor/`` holds MathJax 3, require.js and the ipywidgets HTML manager (copied
+  from ``node_modules`` by ``scripts/vendor_assets.py``), the HTML pages load them from ``_static/`` and
+  need no network. Without them the public CDNs stay in place and a warning is printed by the Makefile.
+* Badges: every chapter page gets, under its title, an "Open in Colab" link built from the repository
+  URL in ``_config.yml`` and its measured run time from ``book/runtimes.json`` (written by ``make bench``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from docutils import nodes
+from sphinx.application import Sphinx
+from sphinx.util import logging
+from sphinx.util.docutils import SphinxDirective
+
+logger = logging.getLogger(__name__)
+
+VENDOR = "_vendor"
+MATHJAX = "mathjax/tex-chtml.js"
+REQUIRE = "requirejs/require.js"
+WIDGETS = "html-manager/embed-amd.js"
+
+
+def _use_vendored_assets(app: Sphinx, config) -> None:
+    vendor = Path(app.confdir) / VENDOR / "static"
+    needed = [vendor / MATHJAX, vendor / REQUIRE, vendor / WIDGETS]
+    if not all(p.is_file() for p in needed):
+        logger.info("mmbook: _vendor/ is incomplete; MathJax and widgets load from public CDNs")
+        return
+    config.html_static_path = [*config.html_static_path, str(vendor)]
+    config.html_extra_path = [*config.html_extra_path, str(vendor.parent / "pages")]
+    config.mathjax_path = MATHJAX
+    # No integrity/crossorigin attributes: they block scripts opened from file://.
+    config.nb_ipywidgets_js = {REQUIRE: {}, WIDGETS: {"data-jupyter-widgets-cdn": ""}}
+
+
+def _colab_url(app: Sphinx, pagename: str) -> str | None:
+    opts = app.config.html_theme_options or {}
+    repo = str(opts.get("repository_url", "")).rstrip("/")
+    if not repo.startswith("https://github.com/"):
+        return None
+    branch = opts.get("repository_branch", "main")
+    prefix = str(opts.get("path_to_docs", "")).strip("/")
+    path = f"{prefix}/{pagename}.ipynb" if prefix else f"{pagename}.ipynb"
+    return f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/{branch}/{path}"
+
+
+def _runtimes(app: Sphinx) -> dict:
+    path = Path(app.confdir) / "book" / "runtimes.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("chapters", {}) if path.is_file() else {}
+
+
+def _add_badges(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    if not pagename.startswith("chapters/") or "body" not in context:
+        return
+    badges = []
+    url = _colab_url(app, pagename)
+    if url:
+        badges.append(f'<a class="mmbook-badge mmbook-colab" href="{url}">Open in Colab</a>')
+    run = _runtimes(app).get(pagename.removeprefix("chapters/"))
+    if run:
+        badges.append(
+            f'<span class="mmbook-badge mmbook-runtime" title="measured by make bench on {run["machine"]}">'
+            f'Runs in {run["wall_s"]:.0f} s · peak {run["peak_mb"]:.0f} MB on a 2-core CPU</span>'
+        )
+    if not badges:
+        return
+    row = '<p class="mmbook-badges">' + " ".join(badges) + "</p>"
+    body = context["body"]
+    end = body.find("</h1>")
+    context["body"] = body[: end + 5] + row + body[end + 5 :] if end >= 0 else row + body
+
+
+CSS = """
+.mmbook-badges { margin: 0.2rem 0 1.2rem 0; }
+.mmbook-badge { display: inline-block; padding: 0.15rem 0.6rem; margin-right: 0.4rem; border-radius: 0.3rem;
+  font-size: 0.85rem; font-weight: 600; text-decoration: none; }
+a.mmbook-colab { background: #f9ab00; color: #202124 !important; }
+.mmbook-runtime { background: #e8eaed; color: #202124; }
+"""
+
+
+def _write_css(app: Sphinx, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        (Path(app.outdir) / "_static" / "mmbook.css").write_text(CSS, encoding="utf-8")
+
+
+class RuntimesTable(SphinxDirective):
+    """``{runtimes-table}``: the table of ``book/runtimes.json`` as measured by ``make bench``."""
+
+    def run(self) -> list[nodes.Node]:
+        path = Path(self.env.srcdir) / "book" / "runtimes.json"
+        self.env.note_dependency(str(path))
+        if not path.is_file():
+            raise self.error("book/runtimes.json is missing: run `make bench` to measure the chapters")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = [["Chapter", "Wall time (s)", "Peak memory (MB)"]]
+        rows += [[name, f"{r['wall_s']:.1f}", f"{r['peak_mb']:.0f}"] for name, r in data["chapters"].items()]
+        table = nodes.table()
+        group = nodes.tgroup(cols=3)
+        table += group
+        group.extend(nodes.colspec(colwidth=1) for _ in range(3))
+        head, body = nodes.thead(), nodes.tbody()
+        group += [head, body]
+        for index, row in enumerate(rows):
+            line = nodes.row()
+            for cell in row:
+                entry = nodes.entry()
+                entry += nodes.paragraph(text=cell)
+                line += entry
+            (head if index == 0 else body).append(line)
+        caption = nodes.paragraph(text=f"Measured on {data['date']} on a {data['machine']}.")
+        return [table, caption]
+
+
+def setup(app: Sphinx) -> dict:
+    app.add_directive("runtimes-table", RuntimesTable)
+    app.connect("config-inited", _use_vendored_assets, priority=100)
+    app.connect("html-page-context", _add_badges)
+    app.connect("build-finished", _write_css)
+    app.add_css_file("mmbook.css")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

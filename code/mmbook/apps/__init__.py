@@ -1,0 +1,23 @@
+"""The book's Gradio apps: one builder per app, returning a ``gr.Blocks`` (Chapter 1 on).
+
+The same builder serves the chapter (through :func:`mmbook.demos.show`), the tests (through
+``gradio_client`` against a server on 127.0.0.1) and the launcher ``python -m mmbook.apps NAME``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gradio as gr
+
+from mmbook.apps.digits import build_digits_app
+from mmbook.apps.hello import build_hello_app
+from mmbook.apps.textgen import build_textgen_app
+
+APPS: dict[str, Callable[[], gr.Blocks]] = {
+    "hello": build_hello_app,
+    "textgen": build_textgen_app,
+    "digits": build_digits_app,
+}
+
+__all__ = ["APPS", "build_digits_app", "build_hello_app", "build_textgen_app"]

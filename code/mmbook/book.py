@@ -1,0 +1,31 @@
+"""Helpers for the book's pages: glued values and the package's own source on the page (Chapter 1).
+
+``glue`` stores a value computed by a cell so that the prose can cite it ({glue:text}`name`) instead of
+a number typed by hand; outside a book build (Colab, plain Jupyter) it simply returns the value.
+``show_source`` displays the code of an ``mmbook`` function or class, so the code a reader reads is the
+code the package runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+
+def glue(name: str, value: Any, display: bool = False) -> Any:
+    """Glue ``value`` under ``name`` for the prose when myst-nb is present; return it (Chapter 1)."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=display)
+    return value
+
+
+def show_source(obj: Any) -> None:
+    """Display the source code of ``obj`` with syntax highlighting (Chapter 1)."""
+    from IPython.display import Markdown, display
+
+    module = inspect.getmodule(obj)
+    origin = f"# from {module.__name__}\n" if module else ""
+    display(Markdown(f"```python\n{origin}{inspect.getsource(obj).rstrip()}\n```"))

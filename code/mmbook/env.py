@@ -1,0 +1,97 @@
+"""Environment: network hygiene, online/offline detection, seeds and device (Chapter 1).
+
+The variables below must be set before :mod:`gradio` or :mod:`huggingface_hub` is imported; importing
+:mod:`mmbook` does that. Values a user has set already are kept.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import sys
+from functools import lru_cache
+
+HYGIENE: dict[str, str] = {
+    "GRADIO_ANALYTICS_ENABLED": "False",  # no version check, no usage analytics
+    "HF_HUB_DISABLE_TELEMETRY": "1",  # no telemetry from huggingface_hub or gradio_client
+    "DO_NOT_TRACK": "1",
+    "TOKENIZERS_PARALLELISM": "false",  # quiet and safe with forked servers
+}
+
+
+def apply_hygiene() -> None:
+    """Set the telemetry-off variables unless the user set them already (Chapter 1)."""
+    for key, value in HYGIENE.items():
+        os.environ.setdefault(key, value)
+
+
+apply_hygiene()
+
+
+def is_colab() -> bool:
+    """True inside Google Colab (Chapter 1)."""
+    return "google.colab" in sys.modules
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@lru_cache(maxsize=1)
+def _hub_unreachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return False
+    except OSError:
+        return True
+
+
+def is_offline() -> bool:
+    """True when the Hugging Face Hub cannot or must not be used (Chapter 1).
+
+    ``HF_HUB_OFFLINE=1`` or ``MMBOOK_OFFLINE=1`` decide without touching the network; otherwise one TCP
+    connection to the hub is tried (once per process).
+    """
+    if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("MMBOOK_OFFLINE")):
+        return True
+    return _hub_unreachable()
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch and ask PyTorch for deterministic kernels (Chapter 1)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def device() -> str:
+    """The best available torch device: ``"cuda"``, ``"mps"`` or ``"cpu"`` (Chapter 1)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def cache_dir() -> str:
+    """Folder for the book's own checkpoints: ``$MMBOOK_CACHE`` or ``~/.cache/mmbook`` (Chapter 1)."""
+    root = os.environ.get("MMBOOK_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "mmbook")
+    os.makedirs(root, exist_ok=True)
+    return root
+
+
+def setup(seed: int = 0) -> str:
+    """The chapters' setup: seed everything, print where the chapter runs, return the device (Chapter 1)."""
+    seed_everything(seed)
+    dev = device()
+    where = "Colab" if is_colab() else "local"
+    hub = "offline (the book's own models)" if is_offline() else "online (hub models)"
+    print(f"mmbook {__import__('mmbook').__version__} | {where} | device={dev} | hub: {hub} | seed={seed}")
+    return dev

@@ -1,0 +1,93 @@
+"""Notebook hygiene and the table of contents."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
+TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
+REPO_URL = CONFIG["repository"]["url"]
+
+SETUP_CELL = f'''# Setup: install the companion package where it is missing (Colab), then seed and pick the device.
+import importlib.util
+import subprocess
+import sys
+
+if importlib.util.find_spec("mmbook") is None:
+    REPO = "{REPO_URL}"
+    package = f"mmbook @ git+{{REPO}}#subdirectory=code"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
+import mmbook
+
+DEVICE = mmbook.env.setup(seed=0)'''
+
+
+def toc_files() -> list[str]:
+    files = [TOC["root"]]
+    for part in TOC.get("parts", []):
+        files += [entry["file"] for entry in part["chapters"]]
+    return files
+
+
+def test_there_are_chapters() -> None:
+    assert CHAPTERS, "no chapter notebooks found"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_stored_without_outputs(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"cell {index} has stored output"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_kernelspec_and_valid(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata["kernelspec"]["language"] == "python"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_title_then_setup_cell(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    first_code = next(cell for cell in nb.cells if cell.cell_type == "code")
+    assert first_code.source == SETUP_CELL, "the setup cell differs from the book's setup cell"
+
+
+def test_setup_cell_names_the_configured_repository() -> None:
+    assert REPO_URL.startswith("https://github.com/") and REPO_URL in SETUP_CELL
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_shape(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
+    for heading in ("## Learning objectives", "## Exercises", "## Summary", "## References"):
+        assert heading in text, f"missing section {heading!r}"
+    assert re.search(r"(```|:::)\{exercise\}", text) and re.search(r"(```|:::)\{solution\}", text)
+    assert "{footbibliography}" in text
+    assert "TODO" not in text and "FIXME" not in text
+
+
+def test_every_chapter_is_in_the_toc_and_every_entry_exists() -> None:
+    listed = toc_files()
+    for path in CHAPTERS:
+        assert f"chapters/{path.stem}" in listed, f"{path.name} is not in _toc.yml"
+    for entry in listed:
+        assert any((ROOT / f"{entry}{ext}").is_file() for ext in (".md", ".ipynb")), f"{entry} is missing"
+
+
+def test_chapter_file_names() -> None:
+    for path in CHAPTERS:
+        number, _, name = path.stem.partition("_")
+        assert number.isdigit() and len(number) == 2 and name
