@@ -191,7 +191,12 @@ def call(url: str, example: Sequence[Any], api_name: str) -> Any:
 
 
 def _describe(answer: Any, limit: int = 400) -> str:
-    text = repr(answer)
+    if isinstance(answer, list | tuple):
+        text = "[" + ", ".join(_describe(a, limit) for a in answer) + "]"
+    elif _file_path(answer) is not None:
+        text = f"<file {os.path.basename(_file_path(answer))}>"
+    else:
+        text = repr(answer)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
