@@ -45,7 +45,7 @@ notebooks: setup
 	$(BIN)/python scripts/prime_cache.py _executed
 
 bench: setup
-	$(BIN)/python scripts/bench.py
+	$(BIN)/python scripts/bench.py $(CHAPTERS)
 
 setup: $(STAMP) $(ASSETS)
 

@@ -1,4 +1,4 @@
-"""`make bench`: execute every chapter cold and record wall time and peak memory in book/runtimes.json.
+"""`make bench` (or `python scripts/bench.py 02 05` for some chapters): execute every chapter cold and record wall time and peak memory in book/runtimes.json.
 
 "Cold" means a fresh kernel and an empty model cache (the book's small models are trained again). Each
 chapter runs in its own child process; the peak resident memory is that of the largest process in the
@@ -47,12 +47,18 @@ def bench(path: Path) -> dict:
     return {"wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024), "machine": machine()}
 
 
-def main() -> int:
+def main(names: list[str]) -> int:
+    """Bench every chapter, or only those whose file names start with one of ``names`` (kept with the rest)."""
     chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
-    results = {}
+    if names:
+        chapters = [p for p in chapters if any(p.stem.startswith(n) for n in names)]
+        if not chapters:
+            raise SystemExit(f"bench: no chapter matches {names}")
+    results = json.loads(OUTPUT.read_text(encoding="utf-8"))["chapters"] if names and OUTPUT.exists() else {}
     for path in chapters:
         results[path.stem] = bench(path)
         print(f"{path.stem:28s} {results[path.stem]['wall_s']:7.1f} s {results[path.stem]['peak_mb']:6d} MB")
+    results = {stem: results[stem] for stem in sorted(results) if (ROOT / "chapters" / f"{stem}.ipynb").exists()}
     data = {"date": dt.date.today().isoformat(), "machine": machine(), "chapters": results}
     OUTPUT.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"bench: wrote {OUTPUT.relative_to(ROOT)}")
@@ -63,4 +69,4 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--one":
         run_one(sys.argv[2])
     else:
-        sys.exit(main())
+        sys.exit(main(sys.argv[1:]))

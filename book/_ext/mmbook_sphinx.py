@@ -54,6 +54,16 @@ def _runtimes(app: Sphinx) -> dict:
     return json.loads(path.read_text(encoding="utf-8")).get("chapters", {}) if path.is_file() else {}
 
 
+def _outdated_by_runtimes(app: Sphinx, env, added, changed, removed) -> list[str]:
+    """Rewrite every chapter page when ``book/runtimes.json`` changed since the last build (new badges)."""
+    path = Path(app.confdir) / "book" / "runtimes.json"
+    content = path.read_text(encoding="utf-8") if path.is_file() else ""
+    if getattr(env, "mmbook_runtimes", None) == content:
+        return []
+    env.mmbook_runtimes = content
+    return [name for name in env.found_docs if name.startswith("chapters/")]
+
+
 def _add_badges(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
     if not pagename.startswith("chapters/") or "body" not in context:
         return
@@ -120,6 +130,7 @@ class RuntimesTable(SphinxDirective):
 def setup(app: Sphinx) -> dict:
     app.add_directive("runtimes-table", RuntimesTable)
     app.connect("config-inited", _use_vendored_assets, priority=100)
+    app.connect("env-get-outdated", _outdated_by_runtimes)
     app.connect("html-page-context", _add_badges)
     app.connect("build-finished", _write_css)
     app.add_css_file("mmbook.css")

@@ -9,7 +9,11 @@ code the package runs.
 from __future__ import annotations
 
 import inspect
+import re
+from pathlib import Path
 from typing import Any
+
+SOLUTION_BLOCK = re.compile(r"\n*^:::\{solution\}.*?^:::[ \t]*$", flags=re.DOTALL | re.MULTILINE)
 
 
 def glue(name: str, value: Any, display: bool = False) -> Any:
@@ -29,3 +33,20 @@ def show_source(obj: Any) -> None:
     module = inspect.getmodule(obj)
     origin = f"# from {module.__name__}\n" if module else ""
     display(Markdown(f"```python\n{origin}{inspect.getsource(obj).rstrip()}\n```"))
+
+
+def student_edition(source: str | Path, target: str | Path) -> int:
+    """Write a copy of the notebook ``source`` without its solution blocks; return how many were cut.
+
+    Used by teachers (see "For teachers"); solutions are ``:::{solution}`` ... ``:::`` blocks.
+    """
+    import nbformat
+
+    nb = nbformat.read(source, as_version=4)
+    removed = 0
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source, count = SOLUTION_BLOCK.subn("", cell.source)
+            removed += count
+    nbformat.write(nb, target)
+    return removed

@@ -113,6 +113,8 @@ def _fill_and_run(page: Any, demo: Any, api_name: str, example: Sequence[Any]) -
         path = _file_path(value)
         if path is not None:
             block.locator("input[type=file]").set_input_files(path)
+        elif block.locator("input[type=radio]").count():  # gr.Radio: pick the choice with that value
+            block.locator(f'input[type=radio][value="{value}"]').check()
         elif isinstance(value, bool):
             continue
         elif isinstance(value, int | float):

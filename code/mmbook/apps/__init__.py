@@ -10,14 +10,25 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from mmbook.apps.attention import build_attention_app
 from mmbook.apps.digits import build_digits_app
 from mmbook.apps.hello import build_hello_app
+from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.textgen import build_textgen_app
 
 APPS: dict[str, Callable[[], gr.Blocks]] = {
     "hello": build_hello_app,
     "textgen": build_textgen_app,
     "digits": build_digits_app,
+    "shapes": build_shapes_app,
+    "attention": build_attention_app,
 }
 
-__all__ = ["APPS", "build_digits_app", "build_hello_app", "build_textgen_app"]
+__all__ = [
+    "APPS",
+    "build_attention_app",
+    "build_digits_app",
+    "build_hello_app",
+    "build_shapes_app",
+    "build_textgen_app",
+]

@@ -75,8 +75,8 @@ _KIND_WORDS = {
 _PLURALS = {kind: kind + ("es" if kind.endswith("s") else "s") for kind in SHAPE_KINDS}
 _COLOR_WORDS = {c: (c, "violet") if c == "purple" else (c,) for c in COLORS}
 _SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big")}
-# Phrases that name exactly one cell: questions use these; captions also use the looser ones below.
-_POSITION_PHRASES: dict[str, tuple[str, ...]] = {
+#: Phrases that name exactly one cell: questions use these; captions also use the looser ones below.
+POSITION_PHRASES: dict[str, tuple[str, ...]] = {
     "top left": ("in the top left", "in the top left corner", "at the top left"),
     "top": ("in the top center", "at the top in the middle"),
     "top right": ("in the top right", "in the top right corner", "at the top right"),
@@ -94,7 +94,7 @@ _LOOSE_PHRASES = {
     "right": ("on the right", "on the right side"),
     "bottom": ("at the bottom",),
 }
-_CAPTION_PHRASES = {cell: ps + _LOOSE_PHRASES.get(cell, ()) for cell, ps in _POSITION_PHRASES.items()}
+_CAPTION_PHRASES = {cell: ps + _LOOSE_PHRASES.get(cell, ()) for cell, ps in POSITION_PHRASES.items()}
 _OBJECT_TEMPLATES = ("{color} {kind} {pos}", "{size} {color} {kind} {pos}", "{kind} in {color} {pos}")
 _ONE_TEMPLATES = (
     "{objs}", "there is {objs}", "an image of {objs}", "a picture with {objs}", "one shape: {objs}",
@@ -336,13 +336,13 @@ def _questions(
     # colour
     o = r.choice(objects)
     alone = sum(p["shape"] == o["shape"] for p in objects) == 1
-    target = o["shape"] if alone else f"{o['shape']} {r.choice(_POSITION_PHRASES[o['position']])}"
+    target = o["shape"] if alone else f"{o['shape']} {r.choice(POSITION_PHRASES[o['position']])}"
     qs.append(r.choice(_COLOR_QUESTIONS).format(target=target))
     ans.append(o["color"])
 
     # shape
     o = r.choice(objects)
-    qs.append(r.choice(_SHAPE_QUESTIONS).format(pos=r.choice(_POSITION_PHRASES[o["position"]])))
+    qs.append(r.choice(_SHAPE_QUESTIONS).format(pos=r.choice(POSITION_PHRASES[o["position"]])))
     ans.append(o["shape"])
 
     # count
@@ -374,7 +374,7 @@ def _questions(
         taken = {p["position"] for p in objects}
         empty = [p for p in POSITIONS if p not in taken]
         cell = r.choice(empty) if empty and r.random() < 0.5 else r.choice(sorted(taken))
-        qs.append(r.choice(_OCCUPIED_QUESTIONS).format(pos=r.choice(_POSITION_PHRASES[cell])))
+        qs.append(r.choice(_OCCUPIED_QUESTIONS).format(pos=r.choice(POSITION_PHRASES[cell])))
         ans.append("yes" if cell in taken else "no")
 
     # exists: half the time a pair that is in the image, otherwise one that is not

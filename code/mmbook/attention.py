@@ -1,0 +1,456 @@
+"""Attention from scratch: scaled dot-product, multi-head, cross-attention, positions, additive (Chapter 4).
+
+Tensors are batch-first, ``(..., L, d)``. A boolean ``mask`` is True where attention is *allowed*, as in
+:func:`torch.nn.functional.scaled_dot_product_attention` (the boolean masks of
+:class:`torch.nn.MultiheadAttention` mean the opposite). A query whose mask allows no key at all gets zero
+weights and a zero output, which is also what torch's function returns.
+
+The second half holds the chapter's tiny multimodal model, :class:`ShapeFinder`: a word (a colour or a
+shape) attends over the patches of a shapes-world picture, and a small head names the grid cell of the
+shape the word describes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmbook.data import COLORS, POSITIONS, SHAPE_KINDS, Shapes, make_shapes
+
+# ----------------------------------------------------------------------------------------------------
+# Scaled dot-product attention
+
+
+def _shape(x: Tensor) -> tuple[int, ...]:
+    return tuple(x.shape)
+
+
+def _check_mask(mask: Tensor, scores_shape: torch.Size) -> None:
+    """Raise ``ValueError`` unless ``mask`` is boolean and broadcasts to ``scores_shape``."""
+    if mask.dtype != torch.bool:
+        raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+    try:
+        broadcast = torch.broadcast_shapes(mask.shape, scores_shape)
+    except RuntimeError:
+        broadcast = None
+    if broadcast != scores_shape:
+        raise ValueError(
+            f"mask of shape {_shape(mask)} does not broadcast to the attention scores' shape {tuple(scores_shape)}"
+        )
+
+
+def masked_softmax(scores: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Softmax over the last axis, restricted to where ``mask`` is True; empty rows give zeros (Chapter 4)."""
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    _check_mask(mask, scores.shape)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return weights.masked_fill(~mask, 0.0)  # a row with no allowed key is all NaN before this line
+
+
+def _check_qkv(query: Tensor, key: Tensor, value: Tensor, *, same_width: bool) -> None:
+    """Raise ``ValueError`` naming the shapes unless query, key and value fit together."""
+    shapes = f"query {_shape(query)}, key {_shape(key)}, value {_shape(value)}"
+    if min(query.dim(), key.dim(), value.dim()) < 2:
+        raise ValueError(f"query, key and value need at least 2 dimensions (..., L, d); got {shapes}")
+    if same_width and query.shape[-1] != key.shape[-1]:
+        raise ValueError(f"query and key must have the same last dimension; got {shapes}")
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"key and value must have the same length (dimension -2); got {shapes}")
+    try:
+        torch.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except RuntimeError:
+        raise ValueError(f"the batch dimensions of query, key and value do not broadcast; got {shapes}") from None
+
+
+def scaled_dot_product_attention(
+    query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """``softmax(Q Kᵀ / √d) V`` and the weights, for ``(..., Lq, d)``, ``(..., Lk, d)``, ``(..., Lk, dv)`` (Chapter 4).
+
+    ``mask`` is boolean, True where query i may attend to key j, and broadcasts to ``(..., Lq, Lk)``.
+    Returns ``(output, weights)`` of shapes ``(..., Lq, dv)`` and ``(..., Lq, Lk)``.
+    """
+    _check_qkv(query, key, value, same_width=True)
+    scores = query @ key.transpose(-2, -1) / math.sqrt(query.shape[-1])
+    weights = masked_softmax(scores, mask)
+    return weights @ value, weights
+
+
+def causal_mask(length: int) -> Tensor:
+    """``(length, length)`` boolean mask, True on and below the diagonal: no peeking ahead (Chapter 4)."""
+    return torch.ones(length, length, dtype=torch.bool).tril()
+
+
+def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """``(B, 1, max_len)`` boolean mask, True for the first ``lengths[b]`` keys of sequence ``b`` (Chapter 4)."""
+    return (torch.arange(max_len) < lengths[:, None])[:, None, :]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Multi-head attention and cross-attention
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with separate query, key, value and output projections, batch-first (Chapter 4).
+
+    ``query`` is ``(B, Lq, embed_dim)``, ``key`` ``(B, Lk, kdim)`` and ``value`` ``(B, Lk, vdim)``; ``kdim``
+    and ``vdim`` default to ``embed_dim`` and differ when keys and values come from another modality.
+    ``mask`` (True = may attend) is ``(Lq, Lk)``, ``(B, Lq, Lk)`` (one mask per batch element, shared by
+    the heads) or anything that broadcasts to ``(B, H, Lq, Lk)``. ``forward`` returns the output
+    ``(B, Lq, embed_dim)`` and the weights ``(B, H, Lq, Lk)``, or their mean over the heads
+    ``(B, Lq, Lk)`` with ``average_heads=True``, or ``None`` with ``need_weights=False``.
+    """
+
+    def __init__(
+        self, embed_dim: int, num_heads: int, *, kdim: int | None = None, vdim: int | None = None, bias: bool = True
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim={embed_dim} is not divisible by num_heads={num_heads}")
+        self.embed_dim, self.num_heads, self.head_dim = embed_dim, num_heads, embed_dim // num_heads
+        self.kdim, self.vdim = kdim or embed_dim, vdim or embed_dim
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(self.kdim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(self.vdim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+
+    def _heads(self, x: Tensor) -> Tensor:
+        """``(B, L, embed_dim)`` → ``(B, H, L, head_dim)``: head h gets features h·head_dim … (h+1)·head_dim."""
+        return x.unflatten(-1, (self.num_heads, self.head_dim)).transpose(1, 2)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        mask: Tensor | None = None,
+        need_weights: bool = True,
+        average_heads: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        expected = f"expected (B, Lq, {self.embed_dim}), (B, Lk, {self.kdim}), (B, Lk, {self.vdim})"
+        shapes = f"got query {_shape(query)}, key {_shape(key)}, value {_shape(value)}"
+        if not (query.dim() == key.dim() == value.dim() == 3):
+            raise ValueError(f"query, key and value must be 3-D, {expected}; {shapes}")
+        if (query.shape[-1], key.shape[-1], value.shape[-1]) != (self.embed_dim, self.kdim, self.vdim):
+            raise ValueError(f"feature sizes do not match the layer, {expected}; {shapes}")
+        if not (query.shape[0] == key.shape[0] == value.shape[0]) or key.shape[1] != value.shape[1]:
+            raise ValueError(f"batch sizes or key/value lengths differ, {expected}; {shapes}")
+        if mask is not None and mask.dim() == 3:
+            mask = mask.unsqueeze(1)  # (B, Lq, Lk) → (B, 1, Lq, Lk): the same mask for every head
+        q, k, v = self._heads(self.q_proj(query)), self._heads(self.k_proj(key)), self._heads(self.v_proj(value))
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        out = self.out_proj(out.transpose(1, 2).flatten(-2))
+        if not need_weights:
+            return out, None
+        return out, weights.mean(dim=1) if average_heads else weights
+
+
+class CrossAttention(MultiHeadAttention):
+    """Queries from one modality attend over a context from another, e.g. words over image patches (Chapter 4).
+
+    ``forward(query, context)`` is ``MultiHeadAttention.forward(query, context, context)``: ``query`` is
+    ``(B, Lq, query_dim)`` (say, text tokens) and ``context`` ``(B, Lk, context_dim)`` (say, image
+    patches); the weights ``(B, H, Lq, Lk)`` say which patches each word looked at.
+    """
+
+    def __init__(self, query_dim: int, context_dim: int, num_heads: int = 1, *, bias: bool = True) -> None:
+        super().__init__(query_dim, num_heads, kdim=context_dim, vdim=context_dim, bias=bias)
+
+    def forward(  # type: ignore[override]
+        self,
+        query: Tensor,
+        context: Tensor,
+        mask: Tensor | None = None,
+        need_weights: bool = True,
+        average_heads: bool = False,
+    ) -> tuple[Tensor, Tensor | None]:
+        return super().forward(query, context, context, mask, need_weights, average_heads)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Positions
+
+
+def sinusoidal_positional_encoding(length: int, dim: int) -> Tensor:
+    """The ``(length, dim)`` sinusoidal table of Vaswani et al. (Chapter 4).
+
+    ``PE[p, 2i] = sin(p ω_i)`` and ``PE[p, 2i+1] = cos(p ω_i)`` with ``ω_i = 10000^(-2i/dim)``.
+    """
+    if length < 1 or dim < 2 or dim % 2:
+        raise ValueError(f"need length >= 1 and an even dim >= 2, got length={length}, dim={dim}")
+    omega = torch.exp(-math.log(10000.0) * torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+    angles = torch.arange(length, dtype=torch.float64)[:, None] * omega
+    table = torch.stack([torch.sin(angles), torch.cos(angles)], dim=-1).flatten(-2)
+    return table.to(torch.get_default_dtype())
+
+
+class LearnedPositionalEncoding(nn.Module):
+    """Adds a learned vector per position to ``(..., L, dim)``, initialised N(0, 1) like an embedding (Chapter 4)."""
+
+    def __init__(self, max_len: int, dim: int) -> None:
+        super().__init__()
+        self.table = nn.Embedding(max_len, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        max_len, dim = self.table.weight.shape
+        if x.dim() < 2 or x.shape[-2] > max_len or x.shape[-1] != dim:
+            raise ValueError(f"expected (..., L <= {max_len}, {dim}), got {_shape(x)}")
+        return x + self.table.weight[: x.shape[-2]]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Additive (Bahdanau) attention
+
+
+def additive_attention(
+    query: Tensor, key: Tensor, value: Tensor, w_q: Tensor, w_k: Tensor, w_v: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Bahdanau's score ``e_ij = w_vᵀ tanh(W_q q_i + W_k k_j)``, then softmax and a weighted sum (Chapter 4).
+
+    ``query`` ``(..., Lq, dq)``, ``key`` ``(..., Lk, dk)``, ``value`` ``(..., Lk, dv)``; ``w_q`` ``(h, dq)``,
+    ``w_k`` ``(h, dk)``, ``w_v`` ``(h,)``. It builds an ``(..., Lq, Lk, h)`` tensor: memory grows with h.
+    """
+    _check_qkv(query, key, value, same_width=False)
+    if w_q.shape != (w_v.shape[0], query.shape[-1]) or w_k.shape != (w_v.shape[0], key.shape[-1]):
+        raise ValueError(
+            f"expected w_q (h, {query.shape[-1]}), w_k (h, {key.shape[-1]}), w_v (h,); "
+            f"got w_q {_shape(w_q)}, w_k {_shape(w_k)}, w_v {_shape(w_v)}"
+        )
+    hidden = torch.tanh((query @ w_q.T).unsqueeze(-2) + (key @ w_k.T).unsqueeze(-3))
+    weights = masked_softmax(hidden @ w_v, mask)
+    return weights @ value, weights
+
+
+class AdditiveAttention(nn.Module):
+    """Additive attention with learned ``W_q``, ``W_k``, ``w_v``; values default to the keys (Chapter 4)."""
+
+    def __init__(self, query_dim: int, key_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.w_q = nn.Linear(query_dim, hidden_dim, bias=False)
+        self.w_k = nn.Linear(key_dim, hidden_dim, bias=False)
+        self.w_v = nn.Linear(hidden_dim, 1, bias=False)
+
+    def forward(
+        self, query: Tensor, key: Tensor, value: Tensor | None = None, mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        value = key if value is None else value
+        return additive_attention(query, key, value, self.w_q.weight, self.w_k.weight, self.w_v.weight[0], mask)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The chapter's model: a word finds its shape in a picture
+
+#: The words a :class:`ShapeFinder` understands: the six colours, then the five shape kinds.
+FINDER_WORDS: tuple[str, ...] = (*COLORS, *SHAPE_KINDS)
+PATCH, STRIDE = 8, 4  # overlapping 8x8-pixel patches every 4 pixels: a 7x7 grid on a 32x32 picture
+FINDER_MAX_SHAPES = 4
+Score = Literal["dot", "additive"]
+
+
+def _patchify(images: Tensor) -> Tensor:
+    """``(B, C, H, W)`` → ``(B, N, C·PATCH·PATCH)``, the patches in reading order."""
+    patches = images.unfold(2, PATCH, STRIDE).unfold(3, PATCH, STRIDE)  # B, C, rows, cols, PATCH, PATCH
+    return patches.permute(0, 2, 3, 1, 4, 5).flatten(3).flatten(1, 2)
+
+
+def _to_tensor(images: np.ndarray) -> Tensor:
+    """uint8 ``(B, H, W, 3)`` pictures → float ``(B, 3, H, W)`` in [0, 1]."""
+    return torch.tensor(images).permute(0, 3, 1, 2).float() / 255.0
+
+
+def word_ids(words: list[str]) -> Tensor:
+    """Indices of ``words`` in :data:`FINDER_WORDS`; ``ValueError`` naming the allowed words (Chapter 4)."""
+    unknown = [w for w in words if w not in FINDER_WORDS]
+    if unknown:
+        raise ValueError(f"unknown word {unknown[0]!r}; use one of: {', '.join(FINDER_WORDS)}")
+    return torch.tensor([FINDER_WORDS.index(w) for w in words])
+
+
+def finder_examples(shapes: Shapes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every (picture, word, cell) where the word names exactly one shape of the picture (Chapter 4).
+
+    Returns three integer arrays: the picture's index, the word's index in :data:`FINDER_WORDS` and the
+    grid cell (0–8, reading order) of the shape it names.
+    """
+    rows = []
+    for i, objects in enumerate(shapes.attributes):
+        for attribute in ("color", "shape"):
+            values = [o[attribute] for o in objects]
+            rows += [(i, FINDER_WORDS.index(o[attribute]), 3 * o["row"] + o["col"])
+                     for o in objects if values.count(o[attribute]) == 1]
+    return tuple(np.array(column) for column in zip(*rows, strict=True))  # type: ignore[return-value]
+
+
+class ShapeFinder(nn.Module):
+    """A word finds the shape it names among a picture's patches, with one attention layer (Chapter 4).
+
+    The patches (8x8 pixels every 4 pixels, embedded by a small MLP) are the keys: what each patch
+    shows. The same embeddings plus a learned position are the values: what it shows and where. The
+    word is the only query. ``score="dot"`` scores with a one-head :class:`MultiHeadAttention`,
+    ``score="additive"`` with :class:`AdditiveAttention`. ``forward`` returns the logits over the nine
+    grid cells ``(B, 9)`` and the word's attention weights over the patches ``(B, N)``.
+    """
+
+    def __init__(self, dim: int = 64, score: Score = "dot", image_size: int = 32) -> None:
+        super().__init__()
+        if score not in ("dot", "additive"):
+            raise ValueError(f"score must be 'dot' or 'additive', got {score!r}")
+        side = (image_size - PATCH) // STRIDE + 1
+        self.patch_embed = nn.Sequential(nn.Linear(3 * PATCH * PATCH, dim), nn.GELU(), nn.Linear(dim, dim))
+        self.norm = nn.LayerNorm(dim)
+        self.positions = LearnedPositionalEncoding(side * side, dim)
+        self.word_embed = nn.Embedding(len(FINDER_WORDS), dim)
+        self.attend = MultiHeadAttention(dim, 1) if score == "dot" else AdditiveAttention(dim, dim, dim)
+        self.head = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, len(POSITIONS)))
+
+    def embed_patches(self, images: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` pictures in [0, 1] → ``(B, N, dim)`` normalised patch embeddings, no positions."""
+        return self.norm(self.patch_embed(_patchify(images)))
+
+    def forward(self, images: Tensor, words: Tensor) -> tuple[Tensor, Tensor]:
+        content = self.embed_patches(images)  # keys: what each patch shows
+        placed = self.positions(content)  # values: what and where
+        out, weights = self.attend(self.word_embed(words)[:, None, :], content, placed)
+        return self.head(out[:, 0]), weights.reshape(len(words), -1)
+
+    @torch.no_grad()
+    def locate(self, images: np.ndarray, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Cell probabilities ``(B, 9)`` and the attention as a per-pixel heat map ``(B, H, W)`` (Chapter 4).
+
+        ``images`` are uint8 ``(B, H, W, 3)`` pictures the model was built for; a pixel's heat is the mean
+        weight of the patches that cover it.
+        """
+        self.eval()
+        pictures = _to_tensor(images)
+        logits, weights = self(pictures, word_ids(words))
+        size = pictures.shape[-2:]
+        spread = weights[:, None, :].expand(-1, PATCH * PATCH, -1)
+        heat = F.fold(spread, size, PATCH, stride=STRIDE)
+        cover = F.fold(torch.ones_like(spread[:1]), size, PATCH, stride=STRIDE)
+        return logits.softmax(-1).numpy(), (heat / cover)[:, 0].numpy()
+
+
+def train_shape_finder(
+    model: ShapeFinder | None = None,
+    *,
+    score: Score = "dot",
+    n_images: int = 3000,
+    steps: int = 600,
+    batch_size: int = 128,
+    lr: float = 5e-3,
+    seed: int = 0,
+) -> tuple[ShapeFinder, list[float]]:
+    """Train ``model`` (by default a new ``ShapeFinder(score=score)``) to name the cell of the shape a word
+    picks out in ``make_shapes(n_images, seed=seed)``; return it and its losses (Chapter 4).
+
+    AdamW with a one-cycle learning rate peaking at ``lr``. Training runs on one CPU thread: the model
+    is so small that more threads gain little, and one thread is not slowed down by other busy programs.
+    """
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    shapes = make_shapes(n_images, seed=seed, max_shapes=FINDER_MAX_SHAPES)
+    picture, word, cell = (torch.from_numpy(a) for a in finder_examples(shapes))
+    images = _to_tensor(shapes.images)
+    model = ShapeFinder(score=score) if model is None else model
+    optimiser = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=lr, total_steps=steps)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model.train()
+        for _ in tqdm(range(steps), desc="training ShapeFinder", leave=False):
+            rows = torch.randint(0, len(word), (batch_size,), generator=generator)
+            logits, _ = model(images[picture[rows]], word[rows])
+            loss = F.cross_entropy(logits, cell[rows])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            losses.append(loss.item())
+    finally:
+        torch.set_num_threads(threads)
+    return model.eval(), losses
+
+
+FINDER_CONFIG = {
+    "version": 3, "score": "dot", "n_images": 3000, "steps": 600, "batch_size": 128, "lr": 5e-3, "seed": 0,
+}
+
+
+def _build_finder(folder: Path) -> None:
+    from safetensors.torch import save_file
+
+    start = time.perf_counter()
+    training = {k: v for k, v in FINDER_CONFIG.items() if k != "version"}
+    model, losses = train_shape_finder(**training)
+    save_file(model.state_dict(), folder / "model.safetensors")
+    record = {**FINDER_CONFIG, "losses": losses, "train_seconds": time.perf_counter() - start}
+    (folder / "config.json").write_text(json.dumps(record))
+
+
+def _load_finder(folder: Path) -> ShapeFinder:
+    from safetensors.torch import load_file
+
+    record = json.loads((folder / "config.json").read_text())
+    if {k: record.get(k) for k in FINDER_CONFIG} != FINDER_CONFIG:
+        raise ValueError("saved with other settings")
+    model = ShapeFinder(score=record["score"])
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    model.losses, model.train_seconds = record["losses"], record["train_seconds"]
+    return model.eval()
+
+
+@lru_cache(maxsize=1)
+def shape_finder() -> ShapeFinder:
+    """The book's trained :class:`ShapeFinder`: trained on first use (seconds), then loaded (Chapter 4).
+
+    Saved in the book's model cache (``$MMBOOK_CACHE/models/shape-finder``); the loaded model carries
+    its training ``losses`` and ``train_seconds``.
+    """
+    from mmbook.zoo import cached
+
+    trained = False
+
+    def build(folder: Path) -> None:
+        nonlocal trained
+        _build_finder(folder)
+        trained = True
+
+    model = _load_finder(cached("shape-finder", build, _load_finder))
+    if trained:
+        print(f"[mmbook.attention] trained ShapeFinder in {model.train_seconds:.0f} s and saved it to the model cache")
+    else:
+        print(f"[mmbook.attention] loaded ShapeFinder from the model cache ({model.train_seconds:.0f} s of training)")
+    return model
+
+
+def scene(seed: int) -> dict[str, Any]:
+    """One shapes-world sample, ``make_shapes(1, seed=seed)`` with up to four shapes (Chapter 4)."""
+    return make_shapes(1, seed=seed, max_shapes=FINDER_MAX_SHAPES)[0]
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, scale: int = 8, floor: float = 0.3) -> np.ndarray:
+    """The picture upscaled ``scale`` times, dimmed to ``floor`` where ``heat`` is low, lit where high (Chapter 4)."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    size = (width * scale, height * scale)
+    big = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.NEAREST), dtype=np.float64)
+    level = heat / heat.max() if heat.max() > 0 else heat
+    level = np.asarray(Image.fromarray(level.astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+    level = np.clip(level, 0, 1)[..., None]
+    lit = big * (floor + (1 - floor) * level) + 70 * level  # the glow shows attention on the background too
+    return np.clip(lit, 0, 255).round().astype(np.uint8)
