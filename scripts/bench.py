@@ -1,4 +1,5 @@
-"""`make bench` (or `python scripts/bench.py 02 05` for some chapters): execute every chapter cold and record wall time and peak memory in book/runtimes.json.
+"""`make bench` (or `make bench CHAPTERS="02 05"`): execute every chapter cold and record wall time and
+peak memory in book/runtimes.json.
 
 "Cold" means a fresh kernel and an empty model cache (the book's small models are trained again). Each
 chapter runs in its own child process; the peak resident memory is that of the largest process in the

@@ -12,6 +12,7 @@ import gradio as gr
 
 from mmbook.apps.attention import build_attention_app
 from mmbook.apps.digits import build_digits_app
+from mmbook.apps.fusion import build_fusion_app
 from mmbook.apps.hello import build_hello_app
 from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.textgen import build_textgen_app
@@ -22,12 +23,14 @@ APPS: dict[str, Callable[[], gr.Blocks]] = {
     "digits": build_digits_app,
     "shapes": build_shapes_app,
     "attention": build_attention_app,
+    "fusion": build_fusion_app,
 }
 
 __all__ = [
     "APPS",
     "build_attention_app",
     "build_digits_app",
+    "build_fusion_app",
     "build_hello_app",
     "build_shapes_app",
     "build_textgen_app",

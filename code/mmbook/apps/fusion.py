@@ -1,0 +1,159 @@
+"""Which fusion can answer? Every fusion method on one colour-at question, with a modality switched off (Chapter 5)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from mmbook.attention import heat_overlay
+from mmbook.data import POSITION_PHRASES, SHAPES_VOCABULARY, make_shapes, words
+from mmbook.fusion import COLOR_NAMES, METHODS, compare, fusion_models
+
+MAX_SEED = 1_000_000
+MAX_WORDS = 40
+SIZE = 32
+DISPLAY_SIZE = 256
+EXAMPLE_QUESTION = "what color is the shape in the top left?"
+HEADERS = ["method", "answer", "confidence", "right"]
+DROPS: dict[str, str | None] = {"nothing": None, "the picture": "picture", "the question": "sentence"}
+"""The switch's choices → the ``drop`` argument of :func:`mmbook.fusion.compare`."""
+
+# every phrase that names a cell, longest first, so "in the top left corner" wins over "in the top left"
+_PHRASES = sorted(((" ".join(words(p)), cell) for cell, ps in POSITION_PHRASES.items() for p in ps),
+                  key=lambda pair: -len(pair[0]))
+
+
+def _seed(value: Any) -> int:
+    """``value`` as a scene seed in ``[0, MAX_SEED]``, or a ``gr.Error`` that says what is wrong."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise gr.Error(f"Please enter a scene seed, a whole number from 0 to {MAX_SEED:,}.")
+    if isinstance(value, bool):
+        raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.")
+    if isinstance(value, int | np.integer):
+        number = int(value)
+    else:
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.") from None
+        if not (math.isfinite(as_float) and as_float.is_integer()):
+            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.")
+        number = int(as_float)
+    if not 0 <= number <= MAX_SEED:
+        shown = f"{number:,}" if abs(number) < 10**15 else f"a {len(str(abs(number)))}-digit number"
+        raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {shown}.")
+    return number
+
+
+def _question(value: str | None) -> str:
+    """The question, stripped, once it is short enough and made of words the models know."""
+    text = (value or "").strip()
+    if not text:
+        raise gr.Error(f"Please type a question, for example {EXAMPLE_QUESTION!r}.")
+    tokens = words(text)
+    if len(tokens) > MAX_WORDS:
+        raise gr.Error(f"That question is too long: {len(tokens):,} words (punctuation marks count too); "
+                       f"please keep it to {MAX_WORDS}.")
+    unknown = next((w for w in tokens if w not in SHAPES_VOCABULARY), None)
+    if unknown is not None:
+        shown = unknown if len(unknown) <= 40 else unknown[:39] + "…"
+        raise gr.Error(f"The models do not know the word {shown!r}; they know only the shapes world's "
+                       f"{len(SHAPES_VOCABULARY)} words, as in {EXAMPLE_QUESTION!r}.")
+    return text
+
+
+def _drop(value: str | None) -> str | None:
+    choices = ", ".join(repr(c) for c in DROPS)
+    if value is None or value == "":
+        raise gr.Error(f"Please choose what to hide from the models: one of {choices}.")
+    if value not in DROPS:
+        shown = value if len(str(value)) <= 40 else str(value)[:39] + "…"
+        raise gr.Error(f"What to hide must be one of {choices}; got {shown!r}.")
+    return DROPS[value]
+
+
+def named_cell(question: str) -> str | None:
+    """The grid cell (one of ``POSITIONS``) that ``question`` names, or None; the longest phrase wins (Chapter 5)."""
+    text = f" {' '.join(words(question))} "
+    return next((cell for phrase, cell in _PHRASES if f" {phrase} " in text), None)
+
+
+def cell_heat(weights: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Nine weights in reading order → a ``(size, size)`` map where each grid cell's pixels hold its weight."""
+    weights = np.asarray(weights, dtype=np.float64).reshape(3, 3)
+    edges = [round(k * size / 3) for k in range(4)]
+    heat = np.zeros((size, size))
+    for r in range(3):
+        for c in range(3):
+            heat[edges[r] : edges[r + 1], edges[c] : edges[c + 1]] = weights[r, c]
+    return heat
+
+
+def ask(seed: Any, question: str | None, drop: str | None) -> tuple[np.ndarray, list[list[str]], str]:
+    """Every fusion method's answer to ``question`` about scene ``seed``, checked input first (Chapter 5).
+
+    The scene is ``make_shapes(1, seed=seed, min_shapes=3, max_shapes=5)``, the colour-at task's. ``drop``
+    is one of :data:`DROPS`. Returns the picture enlarged to 256 pixels under the cross-attention model's
+    weights over the nine cells, one row per method of ``METHODS`` (method, answer, confidence, right) and
+    a note that gives the truth.
+    """
+    number = _seed(seed)
+    text = _question(question)
+    hidden = _drop(drop)
+    sample = make_shapes(1, seed=number, min_shapes=3, max_shapes=5)[0]
+    picture = sample["image"]
+    try:
+        probabilities, weights = compare(fusion_models(), picture, text, drop=hidden)
+    except ValueError as error:
+        raise gr.Error(f"The models cannot read that question: {error}.") from None
+
+    cell = named_cell(text)
+    colors = [o["color"] for o in sample["attributes"] if o["position"] == cell]
+    truth = colors[0] if colors else None
+    if cell is None:
+        note = ("The question names no grid cell; the models were trained on questions like "
+                "'what color is the shape in the center?'.")
+    elif truth is None:
+        note = f"Scene {number} has no shape in the {cell} cell, so no answer can be right."
+    else:
+        note = f"Scene {number}: the shape in the {cell} cell is {truth}."
+    if hidden == "picture":
+        note += " The picture was hidden from every model: they answer from the question alone."
+    elif hidden == "sentence":
+        note += " The question was hidden from every model: they answer from the picture alone."
+
+    rows = []
+    for method in METHODS:
+        p = probabilities[method]
+        answer = COLOR_NAMES[int(np.argmax(p))]
+        right = "—" if truth is None else ("yes" if answer == truth else "no")
+        rows.append([method, answer, f"{100 * float(np.max(p)):.1f}%", right])
+    heat = cell_heat(weights) if np.isfinite(weights).all() else np.zeros((SIZE, SIZE))
+    return heat_overlay(picture, heat, scale=DISPLAY_SIZE // SIZE), rows, note
+
+
+def build_fusion_app() -> gr.Blocks:
+    """A scene seed, a question and a modality to hide in; every fusion method's answer out (Chapter 5)."""
+    with gr.Blocks(title="Which fusion can answer?") as demo:
+        gr.Markdown(
+            "## Which fusion can answer? Compare fusion methods on one question\n"
+            "The picture holds the colours, the question names the cell: only the two together give the "
+            "answer. Each fusion method was trained on the same questions; the heat map is where the "
+            "cross-attention model's question looks. Hide a modality to see what each method does without it."
+        )
+        with gr.Row():
+            with gr.Column():
+                seed = gr.Number(value=6, label=f"Scene seed (0 to {MAX_SEED:,})", step=1)
+                question = gr.Textbox(value=EXAMPLE_QUESTION, label="Question", placeholder=EXAMPLE_QUESTION)
+                drop = gr.Radio(list(DROPS), value="nothing", label="Hide from every model")
+                button = gr.Button("Answer", variant="primary")
+            with gr.Column():
+                picture = gr.Image(label="Where the cross-attention model looks", type="numpy", format="png",
+                                   height=DISPLAY_SIZE + 64)
+        table = gr.Dataframe(headers=HEADERS, label="What each fusion method answers", interactive=False)
+        note = gr.Textbox(label="The truth", lines=2)
+        button.click(ask, [seed, question, drop], [picture, table, note], api_name="compare")
+    return demo
