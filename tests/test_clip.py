@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mmbook.clip import ScratchCLIP, clip_weight_map, contrastive_loss, quick_gelu
+from mmbook.clip import ScratchCLIP, clip_weight_map, quick_gelu
 from mmbook.data import make_shapes, tokenizer
+from mmbook.losses import clip_loss
 from transformers import CLIPConfig, CLIPModel
 
 torch.set_num_threads(1)
@@ -120,7 +121,7 @@ def test_gradients_of_the_contrastive_loss_agree() -> None:
     reference, scratch = _models()
     reference.train(), scratch.train()  # dropout is 0 in CLIP's configs: training mode changes nothing
     theirs = reference(input_ids=ids, attention_mask=mask, pixel_values=pixels, return_loss=True).loss
-    ours = contrastive_loss(scratch(ids, mask, pixels)[1])
+    ours = clip_loss(scratch(ids, mask, pixels)[1])
     assert abs(ours.item() - theirs.item()) < 1e-12
     theirs.backward()
     ours.backward()
@@ -185,4 +186,4 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match="unsupported hidden_act 'relu'"):
         ScratchCLIP(_config(hidden_act="relu"))
     with pytest.raises(ValueError, match="square"):
-        contrastive_loss(torch.zeros(2, 3))
+        clip_loss(torch.zeros(2, 3))

@@ -12,7 +12,7 @@ picture, times a learned temperature ``exp(logit_scale)``, are the logits of a s
 - :meth:`ScratchCLIP.from_clip_model` copies the weights of a ``CLIPModel`` through an explicit name map,
   :func:`clip_weight_map`, that uses every parameter of both models exactly once.
 - :class:`TextTower`, :class:`VisionTower`, :class:`EncoderLayer` and :class:`MLP`: the parts.
-- :func:`quick_gelu` and :func:`contrastive_loss`: CLIP's activation and its symmetric loss.
+- :func:`quick_gelu`: CLIP's activation. Its loss is :func:`mmbook.losses.clip_loss`.
 
 Chapter 6 loads a ``CLIPModel``, copies it into a :class:`ScratchCLIP` and checks that both give the same
 numbers, which shows that nothing in CLIP is hidden behind the library. Only the configuration object
@@ -41,7 +41,6 @@ __all__ = [
     "TextTower",
     "VisionTower",
     "clip_weight_map",
-    "contrastive_loss",
     "quick_gelu",
 ]
 
@@ -60,17 +59,6 @@ def _activation(name: str) -> Callable[[Tensor], Tensor]:
     if name not in ACTIVATIONS:
         raise ValueError(f"unsupported hidden_act {name!r}; use one of: {', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[name]
-
-
-def contrastive_loss(logits_per_text: Tensor) -> Tensor:
-    """CLIP's symmetric loss: the mean of cross-entropy over the rows and over the columns (Chapter 6).
-
-    ``logits_per_text`` is ``(N, N)`` with the matching caption and picture on the diagonal.
-    """
-    if logits_per_text.dim() != 2 or logits_per_text.shape[0] != logits_per_text.shape[1]:
-        raise ValueError(f"expected square (N, N) logits, got {tuple(logits_per_text.shape)}")
-    targets = torch.arange(len(logits_per_text), device=logits_per_text.device)
-    return (F.cross_entropy(logits_per_text, targets) + F.cross_entropy(logits_per_text.T, targets)) / 2
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ def _tiny_gpt2() -> Path:
     return tiny_gpt2_path()
 
 
+def _tiny_clip() -> Path:
+    from mmbook.zoo import tiny_clip_path
+
+    return tiny_clip_path()
+
+
 CATALOGUE: dict[str, HubModel] = {
     "gpt2": HubModel(
         name="gpt2",
@@ -56,6 +62,14 @@ CATALOGUE: dict[str, HubModel] = {
         standin=_tiny_gpt2,
         standin_note="a 2-layer GPT-2 the book trains in seconds on shapes-world captions; "
         "it continues captions, nothing more",
+    ),
+    "clip": HubModel(
+        name="clip",
+        hub_id="openai/clip-vit-base-patch32",
+        task="zero-shot-image-classification",
+        standin=_tiny_clip,
+        standin_note="a tiny CLIP the book trains in about a minute on shapes-world pairs; it knows "
+        "colours, five shapes and nine positions, and only the words of its captions",
     ),
 }
 

@@ -7,9 +7,13 @@ a hub checkpoint. A folder that is incomplete or unreadable is rebuilt, with a m
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from mmbook.env import cache_dir
 
@@ -38,6 +42,18 @@ def cached(name: str, build: Callable[[Path], None], check: Callable[[Path], Non
     check(tmp)
     tmp.rename(folder)
     return folder
+
+
+def cached_or_built(name: str, build: Callable[[Path], None], check: Callable[[Path], None]) -> tuple[Path, bool]:
+    """:func:`cached`, and whether ``build`` ran (so a caller can say "trained" or "loaded") (Chapter 4)."""
+    built = False
+
+    def build_and_note(folder: Path) -> None:
+        nonlocal built
+        build(folder)
+        built = True
+
+    return cached(name, build_and_note, check), built
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -109,3 +125,77 @@ def _check_causal_lm(folder: Path) -> None:
 def tiny_gpt2_path() -> Path:
     """Folder of the tiny GPT-2, trained on first use (about 10 s on 2 CPU cores) (Chapter 1)."""
     return cached("tiny-gpt2", train_tiny_gpt2, _check_causal_lm)
+
+
+# ----------------------------------------------------------------------------------------------------
+# tiny CLIP: the offline stand-in for openai/clip-vit-base-patch32
+
+#: How the tiny CLIP is trained; a cached model saved with other settings is retrained.
+TINY_CLIP = {"version": 1, "n_pairs": 20000, "data_seed": 1, "max_shapes": 3, "split": "train",
+             "steps": 400, "batch_size": 256, "lr": 1e-3, "seed": 0}  # fmt: skip
+_CLIP_RECORD = "training.json"
+
+
+def train_tiny_clip(folder: Path) -> None:
+    """Train the tiny CLIP on shapes-world pairs and ``save_pretrained`` model and processor (Chapter 6).
+
+    The pairs come from ``split="train"``, so the held-out colour-shape combinations stay unseen.
+    """
+    import torch
+    from transformers import CLIPModel
+
+    from mmbook import contrastive
+    from mmbook.data import make_shapes
+
+    settings = TINY_CLIP
+    data = make_shapes(settings["n_pairs"], seed=settings["data_seed"], max_shapes=settings["max_shapes"],
+                       split=settings["split"])
+    proc = contrastive.processor(data.images)
+    pixel_values = contrastive.pixels(proc, data.images)
+    ids, mask = contrastive.tokens(proc, data.captions)
+    torch.manual_seed(settings["seed"])
+    model = CLIPModel(contrastive.clip_config(proc.tokenizer))
+    history = contrastive.train_clip(model, pixel_values, ids, mask, steps=settings["steps"],
+                                     batch_size=settings["batch_size"], lr=settings["lr"], seed=settings["seed"])
+    model.save_pretrained(folder)
+    proc.save_pretrained(folder)
+    record = {**settings, "losses": history.losses, "logit_scales": history.logit_scales,
+              "train_seconds": history.seconds}
+    (folder / _CLIP_RECORD).write_text(json.dumps(record))
+
+
+def _load_tiny_clip(folder: Path) -> tuple[Any, Any]:
+    import torch
+    from transformers import AutoProcessor, CLIPModel
+
+    record = json.loads((folder / _CLIP_RECORD).read_text())
+    if {k: record.get(k) for k in TINY_CLIP} != TINY_CLIP:
+        raise ValueError("saved with other training settings")
+    model = CLIPModel.from_pretrained(folder).eval()
+    proc = AutoProcessor.from_pretrained(folder)
+    batch = proc(text=["a red circle in the center"], images=[np.zeros((32, 32, 3), np.uint8)],
+                 return_tensors="pt", padding=True)
+    with torch.no_grad():
+        logits = model(**batch).logits_per_text
+    if not torch.isfinite(logits).all():
+        raise ValueError("the saved weights give non-finite logits")
+    return model, proc
+
+
+def tiny_clip_path() -> Path:
+    """Folder of the tiny CLIP: trained on first use (about a minute on 2 CPU cores), then loaded (Chapter 6)."""
+    folder, built = cached_or_built("tiny-clip", train_tiny_clip, _load_tiny_clip)
+    seconds = tiny_clip_record(folder)["train_seconds"]
+    verb = "trained the tiny CLIP in" if built else "loaded the tiny CLIP from the model cache (trained in"
+    print(f"[mmbook.zoo] {verb} {seconds:.0f} s{'' if built else ')'}: {folder}")
+    return folder
+
+
+def tiny_clip_record(folder: Path | None = None) -> dict[str, Any]:
+    """The tiny CLIP's training settings, its loss and logit scale after every step and its training time."""
+    return json.loads(((folder or model_dir("tiny-clip")) / _CLIP_RECORD).read_text())
+
+
+def tiny_clip() -> tuple[Any, Any]:
+    """The tiny CLIP as ``(CLIPModel, CLIPProcessor)``, trained on first use (Chapter 6)."""
+    return _load_tiny_clip(tiny_clip_path())
