@@ -75,7 +75,7 @@ def test_locate_takes_an_uploaded_picture(running_app, tmp_path) -> None:
         (-1, "red", "whole number from 0 to 1,000,000; got -1"),
         (2.5, "red", "whole number from 0 to 1,000,000; got 2.5"),
         (10**9, "red", "whole number from 0 to 1,000,000"),
-        (None, "red", "whole number from 0 to 1,000,000; got None"),
+        (None, "red", "Please enter the seed, a whole number from 0 to 1,000,000"),
     ],
 )
 def test_bad_input_gets_a_clear_message(running_app, seed, word, message) -> None:

@@ -119,7 +119,7 @@ def test_dropping_the_question_leaves_only_the_picture(running_app) -> None:
 @pytest.mark.parametrize(
     ("seed", "question", "drop", "message"),
     [
-        (None, QUESTION, "nothing", "Please enter a scene seed, a whole number from 0 to 1,000,000"),
+        (None, QUESTION, "nothing", "Please enter the scene seed, a whole number from 0 to 1,000,000"),
         (-1, QUESTION, "nothing", "whole number from 0 to 1,000,000; got -1"),
         (2.5, QUESTION, "nothing", "whole number from 0 to 1,000,000; got 2.5"),
         (10**9, QUESTION, "nothing", "whole number from 0 to 1,000,000; got 1,000,000,000"),
@@ -147,7 +147,7 @@ def test_ask_checks_input_when_called_directly() -> None:
                           ((float("inf"), QUESTION, "nothing"), "whole number"),
                           ((float("nan"), QUESTION, "nothing"), "whole number"),
                           (("abc", QUESTION, "nothing"), "whole number from 0 to 1,000,000; got 'abc'"),
-                          (("", QUESTION, "nothing"), "Please enter a scene seed"),
+                          (("", QUESTION, "nothing"), "Please enter the scene seed"),
                           ((10**400, QUESTION, "nothing"), "got a 401-digit number"),
                           ((np.int64(-3), QUESTION, "nothing"), "got -3"),
                           (([1], QUESTION, "nothing"), "whole number"),

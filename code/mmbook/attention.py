@@ -420,16 +420,10 @@ def shape_finder() -> ShapeFinder:
     Saved in the book's model cache (``$MMBOOK_CACHE/models/shape-finder``); the loaded model carries
     its training ``losses`` and ``train_seconds``.
     """
-    from mmbook.zoo import cached
+    from mmbook.zoo import cached_or_built
 
-    trained = False
-
-    def build(folder: Path) -> None:
-        nonlocal trained
-        _build_finder(folder)
-        trained = True
-
-    model = _load_finder(cached("shape-finder", build, _load_finder))
+    folder, trained = cached_or_built("shape-finder", _build_finder, _load_finder)
+    model = _load_finder(folder)
     if trained:
         print(f"[mmbook.attention] trained ShapeFinder in {model.train_seconds:.0f} s and saved it to the model cache")
     else:

@@ -726,16 +726,10 @@ def fusion_models() -> dict[str, FusionClassifier]:
     (``$MMBOOK_CACHE/models/fusion-color-at``). Each model carries its test ``accuracy`` under each of
     :data:`CONDITIONS`.
     """
-    from mmbook.zoo import cached
+    from mmbook.zoo import cached_or_built
 
-    trained = False
-
-    def build(folder: Path) -> None:
-        nonlocal trained
-        _build_models(folder)
-        trained = True
-
-    models = _load_models(cached("fusion-color-at", build, _load_models))
+    folder, trained = cached_or_built("fusion-color-at", _build_models, _load_models)
+    models = _load_models(folder)
     verb = "trained and saved" if trained else "loaded"
     print(f"[mmbook.fusion] {verb} the {len(models)} colour-at models (model cache: fusion-color-at)")
     return models

@@ -6,18 +6,13 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from mmbook.apps.inputs import whole_number
 from mmbook.attention import FINDER_WORDS, heat_overlay, scene, shape_finder
 from mmbook.data import COLORS, POSITIONS
 
 MAX_SEED = 1_000_000
 MAX_PIXELS = 4096 * 4096
 SIZE = 32
-
-
-def _seed(value: float | None) -> int:
-    if value is None or not float(value).is_integer() or not 0 <= value <= MAX_SEED:
-        raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.")
-    return int(value)
 
 
 def _word(value: str | None) -> str:
@@ -45,7 +40,7 @@ def locate(seed: float | None, word: str | None, image: np.ndarray | None = None
     """Where the model looks for ``word`` in scene ``seed`` (or in ``image``) and which cell it answers (Chapter 4)."""
     word = _word(word)
     if image is None:
-        number = _seed(seed)
+        number = whole_number(seed, "seed", 0, MAX_SEED)
         sample = scene(number)
         picture = sample["image"]
         cells = [o["position"] for o in sample["attributes"] if word in (o["color"], o["shape"])]

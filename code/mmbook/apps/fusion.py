@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
+from mmbook.apps.inputs import whole_number
 from mmbook.attention import heat_overlay
 from mmbook.data import POSITION_PHRASES, SHAPES_VOCABULARY, make_shapes, words
 from mmbook.fusion import COLOR_NAMES, METHODS, compare, fusion_models
@@ -24,28 +24,6 @@ DROPS: dict[str, str | None] = {"nothing": None, "the picture": "picture", "the 
 # every phrase that names a cell, longest first, so "in the top left corner" wins over "in the top left"
 _PHRASES = sorted(((" ".join(words(p)), cell) for cell, ps in POSITION_PHRASES.items() for p in ps),
                   key=lambda pair: -len(pair[0]))
-
-
-def _seed(value: Any) -> int:
-    """``value`` as a scene seed in ``[0, MAX_SEED]``, or a ``gr.Error`` that says what is wrong."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise gr.Error(f"Please enter a scene seed, a whole number from 0 to {MAX_SEED:,}.")
-    if isinstance(value, bool):
-        raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.")
-    if isinstance(value, int | np.integer):
-        number = int(value)
-    else:
-        try:
-            as_float = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.") from None
-        if not (math.isfinite(as_float) and as_float.is_integer()):
-            raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {value!r}.")
-        number = int(as_float)
-    if not 0 <= number <= MAX_SEED:
-        shown = f"{number:,}" if abs(number) < 10**15 else f"a {len(str(abs(number)))}-digit number"
-        raise gr.Error(f"The seed must be a whole number from 0 to {MAX_SEED:,}; got {shown}.")
-    return number
 
 
 def _question(value: str | None) -> str:
@@ -100,7 +78,7 @@ def ask(seed: Any, question: str | None, drop: str | None) -> tuple[np.ndarray, 
     weights over the nine cells, one row per method of ``METHODS`` (method, answer, confidence, right) and
     a note that gives the truth.
     """
-    number = _seed(seed)
+    number = whole_number(seed, "scene seed", 0, MAX_SEED)
     text = _question(question)
     hidden = _drop(drop)
     sample = make_shapes(1, seed=number, min_shapes=3, max_shapes=5)[0]

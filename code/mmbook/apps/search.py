@@ -14,6 +14,7 @@ import numpy as np
 from torch import Tensor
 
 from mmbook import contrastive
+from mmbook.apps.inputs import whole_number
 from mmbook.data import make_shapes, words
 from mmbook.viz import upscale_nearest
 
@@ -64,19 +65,6 @@ class SearchIndex:
         return (text @ self.embeddings.T)[0].topk(k)
 
 
-def _count(value: Any) -> int:
-    if isinstance(value, bool) or value is None:
-        raise gr.Error(f"The number of results must be a whole number from 1 to {MAX_RESULTS}.")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"The number of results must be a whole number from 1 to {MAX_RESULTS}; "
-                       f"got {value!r}.") from None
-    if not (number.is_integer() and 1 <= number <= MAX_RESULTS):
-        raise gr.Error(f"The number of results must be a whole number from 1 to {MAX_RESULTS}; got {value!r}.")
-    return int(number)
-
-
 def build_search_app(index: SearchIndex | None = None) -> gr.Blocks:
     """Type a description, get the most similar pictures of a 1,000-picture gallery (Chapter 6).
 
@@ -91,7 +79,7 @@ def build_search_app(index: SearchIndex | None = None) -> gr.Blocks:
 
     def search(query: str, k: float) -> tuple[list[tuple[np.ndarray, str]], list[list[Any]]]:
         query = index.check_query(query)
-        scores, found = index.search(query, _count(k))
+        scores, found = index.search(query, whole_number(k, "number of results", 1, MAX_RESULTS))
         pictures = [(upscale_nearest(index.images[i], DISPLAY_SIZE), f"#{i}: {s:.3f}")
                     for s, i in zip(scores.tolist(), found.tolist(), strict=True)]
         rows = [[rank, i, round(s, 4), index.captions[i]]

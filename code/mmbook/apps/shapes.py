@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
+from mmbook.apps.inputs import whole_number
 from mmbook.data import QUESTION_TYPES, make_shapes
 from mmbook.viz import upscale_nearest
 
@@ -15,28 +15,6 @@ MAX_SEED = 2**32 - 1
 MAX_SHAPES = 9  # one shape per cell of the 3x3 grid
 IMAGE_SIZES = (32, 64)
 DISPLAY_SIZE = 256
-
-
-def _whole_number(value: Any, what: str, low: int, high: int) -> int:
-    """``value`` as an int in ``[low, high]``, or a ``gr.Error`` that says what is wrong."""
-    if value is None or value == "":
-        raise gr.Error(f"Please enter the {what}.")
-    if isinstance(value, bool):
-        raise gr.Error(f"The {what} must be a whole number; got {value!r}.")
-    if isinstance(value, int | np.integer):
-        number = int(value)  # exact, even for huge integers
-    else:
-        try:
-            as_float = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error(f"The {what} must be a whole number; got {value!r}.") from None
-        if not (math.isfinite(as_float) and as_float.is_integer()):
-            raise gr.Error(f"The {what} must be a whole number; got {value!r}.")
-        number = int(as_float)
-    if not low <= number <= high:
-        shown = f"{number:,}" if abs(number) < 10**15 else f"a {len(str(abs(number)))}-digit number"
-        raise gr.Error(f"The {what} must be between {low:,} and {high:,}; got {shown}.")
-    return number
 
 
 def to_int16(audio: np.ndarray) -> np.ndarray:
@@ -57,9 +35,9 @@ def generate(
     answer), the sound as ``(sample_rate, int16 samples)`` and the ground-truth attributes. The scene is
     ``make_shapes(1, seed=seed, image_size=image_size, min_shapes=n_shapes, max_shapes=n_shapes)``.
     """
-    seed = _whole_number(seed, "seed", 0, MAX_SEED)
-    n = _whole_number(n_shapes, "number of shapes", 1, MAX_SHAPES)
-    size = _whole_number(image_size, "image size", min(IMAGE_SIZES), max(IMAGE_SIZES))
+    seed = whole_number(seed, "seed", 0, MAX_SEED)
+    n = whole_number(n_shapes, "number of shapes", 1, MAX_SHAPES)
+    size = whole_number(image_size, "image size", min(IMAGE_SIZES), max(IMAGE_SIZES))
     if size not in IMAGE_SIZES:
         raise gr.Error(f"The image size must be one of {', '.join(map(str, IMAGE_SIZES))}; got {size}.")
     shapes = make_shapes(1, seed=seed, image_size=size, min_shapes=n, max_shapes=n)
