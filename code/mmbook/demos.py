@@ -105,13 +105,30 @@ def _tag_components(demo: Any, api_name: str) -> None:
             block.elem_id = f"mmbook-{block._id}"
 
 
+def _settle(page: Any, timeout_ms: int = 15_000) -> None:
+    """Wait until the page has no network traffic, or ``timeout_ms``: some apps (``gr.ChatInterface``)
+    keep a connection open, and the page is ready long before it closes."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=timeout_ms)
+    except PlaywrightTimeout:
+        pass
+
+
 def _fill_and_run(page: Any, demo: Any, api_name: str, example: Sequence[Any]) -> None:
     """Type ``example`` into the inputs of ``api_name`` in the page, click its trigger, wait."""
     fn = _endpoint(demo, api_name)
     for component, value in zip(fn.inputs, example, strict=False):
         block = page.locator(f"#{component.elem_id}")
         path = _file_path(value)
-        if path is not None:
+        if isinstance(value, dict) and "text" in value:  # gr.MultimodalTextbox: attach the files, type the text
+            for item in value.get("files") or []:
+                if _file_path(item) is not None:
+                    block.locator("input[type=file]").set_input_files(_file_path(item))
+                    page.wait_for_timeout(500)
+            block.locator("textarea").first.fill(str(value["text"]))
+        elif path is not None:
             block.locator("input[type=file]").set_input_files(path)
         elif block.locator("input[type=radio]").count():  # gr.Radio: pick the choice with that value
             block.locator(f'input[type=radio][value="{value}"]').check()
@@ -124,11 +141,16 @@ def _fill_and_run(page: Any, demo: Any, api_name: str, example: Sequence[Any]) -
             block.locator("textarea, input[type=text]").first.fill(value)
     page.wait_for_timeout(500)
     trigger = next((i for i, event in fn.targets if event == "click"), None)
-    if trigger is None:
+    button = page.locator(f"#{demo.blocks[trigger].elem_id}") if trigger is not None else None
+    if button is not None and button.count() and button.first.is_visible():
+        button.first.click()
+    elif fn.inputs and page.locator(f"#{fn.inputs[0].elem_id} textarea").count():
+        # No visible button (gr.ChatInterface submits from its textbox): press Enter in the first input.
+        page.locator(f"#{fn.inputs[0].elem_id} textarea").first.press("Enter")
+    else:
         return
-    page.locator(f"#{demo.blocks[trigger].elem_id}").click()
     page.wait_for_timeout(500)
-    page.wait_for_load_state("networkidle")
+    _settle(page)
     page.wait_for_timeout(1000)
 
 
@@ -154,7 +176,8 @@ def screenshot(url: str, *, demo: Any = None, api_name: str | None = None,
                 chrome = p.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
                 try:
                     page = chrome.new_page(viewport={"width": width, "height": height})
-                    page.goto(url, wait_until="networkidle", timeout=60_000)
+                    page.goto(url, wait_until="load", timeout=60_000)
+                    _settle(page)
                     page.wait_for_selector(".gradio-container", timeout=60_000)
                     if demo is not None and api_name and example is not None:
                         _fill_and_run(page, demo, api_name, example)
@@ -203,12 +226,15 @@ def _describe(answer: Any, limit: int = 400) -> str:
 
 
 def snapshot(demo: Any, example: Sequence[Any] | None = None, *, api_name: str | None = None,
-             width: int = 1000, height: int = 480) -> DemoRun:
-    """Start, call, photograph and close ``demo``; raise if the example call returns nothing (Chapter 1)."""
+             width: int = 1000, height: int = 480, launch: dict[str, Any] | None = None) -> DemoRun:
+    """Start, call, photograph and close ``demo``; raise if the example call returns nothing (Chapter 1).
+
+    ``launch`` holds extra ``demo.launch`` arguments, such as ``theme`` and ``css`` (Chapter 9).
+    """
     if example is not None:
         api_name = api_name or first_api_name(demo)
         _tag_components(demo, api_name)
-    url = launch_local(demo)
+    url = launch_local(demo, **(launch or {}))
     try:
         answer = None
         if example is not None:
@@ -232,14 +258,17 @@ def snapshot(demo: Any, example: Sequence[Any] | None = None, *, api_name: str |
 
 
 def show(demo: Any, example: Sequence[Any] | None = None, *, api_name: str | None = None,
-         width: int = 1000, height: int = 480) -> DemoRun | None:
-    """Show ``demo`` in the notebook: live when interactive, otherwise as a checked photograph (Chapter 1)."""
+         width: int = 1000, height: int = 480, launch: dict[str, Any] | None = None) -> DemoRun | None:
+    """Show ``demo`` in the notebook: live when interactive, otherwise as a checked photograph (Chapter 1).
+
+    ``launch`` holds extra ``demo.launch`` arguments, such as ``theme`` and ``css`` (Chapter 9).
+    """
     from IPython.display import Image, Markdown, display
 
     if mode() == "inline":
-        demo.launch(share=False, inline=True, height=height, quiet=True)
+        demo.launch(share=False, inline=True, height=height, quiet=True, **(launch or {}))
         return None
-    run = snapshot(demo, example, api_name=api_name, width=width, height=height)
+    run = snapshot(demo, example, api_name=api_name, width=width, height=height, launch=launch)
     if run.png is not None:
         display(Image(data=run.png, width=min(width, 900)))
     else:

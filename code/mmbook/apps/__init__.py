@@ -17,6 +17,7 @@ from mmbook.apps.hello import build_hello_app
 from mmbook.apps.search import build_search_app
 from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.textgen import build_textgen_app
+from mmbook.apps.tour import build_tour_app
 
 APPS: dict[str, Callable[[], gr.Blocks]] = {
     "hello": build_hello_app,
@@ -26,6 +27,7 @@ APPS: dict[str, Callable[[], gr.Blocks]] = {
     "attention": build_attention_app,
     "fusion": build_fusion_app,
     "search": build_search_app,
+    "tour": build_tour_app,
 }
 
 __all__ = [
@@ -37,4 +39,5 @@ __all__ = [
     "build_search_app",
     "build_shapes_app",
     "build_textgen_app",
+    "build_tour_app",
 ]
