@@ -60,3 +60,19 @@ def test_chromium_path_finds_the_browser_on_path(monkeypatch) -> None:
     assert demos.chromium_path() == next(
         (p for p in map(shutil.which, demos.CHROMIUM_NAMES) if p), None
     )
+
+
+def test_serve_launches_and_closes_quietly(capsys) -> None:
+    import gradio as gr
+    from gradio_client import Client
+    from mmbook.demos import serve
+
+    demo = gr.Interface(lambda text: text.upper(), "text", "text", api_name="shout")
+    with serve(demo, show_error=False) as url:
+        assert url.startswith("http://127.0.0.1:")
+        client = Client(url, verbose=False)
+        assert client.predict("hi", api_name="/shout") == "HI"
+        client.close()
+    assert "Closing server" not in capsys.readouterr().out
+    with pytest.raises(Exception):  # noqa: B017  (the server is gone: any connection error will do)
+        Client(url, verbose=False)

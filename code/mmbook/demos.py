@@ -16,7 +16,7 @@ import shutil
 import socket
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,13 +77,26 @@ def chromium_path() -> str | None:
 
 
 def launch_local(demo: Any, **kwargs: Any) -> str:
-    """Launch ``demo`` on 127.0.0.1 on a free port without blocking; return its URL (Chapter 1)."""
+    """Launch ``demo`` on 127.0.0.1 on a free port without blocking; return its URL (Chapter 1).
+
+    ``kwargs`` are further ``launch`` arguments; they may override ``show_error`` (on by default).
+    """
     port = free_port()
-    demo.launch(
-        server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, share=False,
-        inline=False, quiet=True, show_error=True, **kwargs,
-    )
+    options = {"server_name": "127.0.0.1", "server_port": port, "prevent_thread_lock": True, "share": False,
+               "inline": False, "quiet": True, "show_error": True}
+    demo.launch(**{**options, **kwargs})
     return f"http://127.0.0.1:{port}/"
+
+
+@contextlib.contextmanager
+def serve(demo: Any, **kwargs: Any) -> Iterator[str]:
+    """``with serve(demo) as url:``: the app runs on 127.0.0.1 inside the block, closed quietly after (Chapter 9)."""
+    url = launch_local(demo, **kwargs)
+    try:
+        yield url
+    finally:
+        with contextlib.redirect_stdout(io.StringIO()):  # gradio prints "Closing server ..."
+            demo.close()
 
 
 def _file_path(value: Any) -> str | None:
@@ -105,7 +118,7 @@ def _tag_components(demo: Any, api_name: str) -> None:
             block.elem_id = f"mmbook-{block._id}"
 
 
-def _settle(page: Any, timeout_ms: int = 15_000) -> None:
+def _settle(page: Any, timeout_ms: int = 5_000) -> None:
     """Wait until the page has no network traffic, or ``timeout_ms``: some apps (``gr.ChatInterface``)
     keep a connection open, and the page is ready long before it closes."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
