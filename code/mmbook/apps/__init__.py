@@ -14,6 +14,7 @@ from mmbook.apps.attention import build_attention_app
 from mmbook.apps.digits import build_digits_app
 from mmbook.apps.fusion import build_fusion_app
 from mmbook.apps.hello import build_hello_app
+from mmbook.apps.matching import build_matching_app
 from mmbook.apps.search import build_search_app
 from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.textgen import build_textgen_app
@@ -26,6 +27,7 @@ APPS: dict[str, Callable[[], gr.Blocks]] = {
     "shapes": build_shapes_app,
     "attention": build_attention_app,
     "fusion": build_fusion_app,
+    "matching": build_matching_app,
     "search": build_search_app,
     "tour": build_tour_app,
 }
@@ -36,6 +38,7 @@ __all__ = [
     "build_digits_app",
     "build_fusion_app",
     "build_hello_app",
+    "build_matching_app",
     "build_search_app",
     "build_shapes_app",
     "build_textgen_app",

@@ -65,7 +65,7 @@ WAVEFORMS: dict[str, str] = {
     "circle": "sine", "square": "square", "triangle": "triangle", "diamond": "sawtooth", "cross": "pulse",
 }  # fmt: skip
 
-_KIND_WORDS = {
+KIND_WORDS = {
     "circle": ("circle", "disk"),
     "square": ("square", "box"),
     "triangle": ("triangle",),
@@ -73,7 +73,7 @@ _KIND_WORDS = {
     "cross": ("cross", "plus"),
 }
 _PLURALS = {kind: kind + ("es" if kind.endswith("s") else "s") for kind in SHAPE_KINDS}
-_COLOR_WORDS = {c: (c, "violet") if c == "purple" else (c,) for c in COLORS}
+COLOR_WORDS = {c: (c, "violet") if c == "purple" else (c,) for c in COLORS}
 _SIZE_WORDS = {"small": ("small", "little", "tiny"), "large": ("large", "big")}
 #: Phrases that name exactly one cell: questions use these; captions also use the looser ones below.
 POSITION_PHRASES: dict[str, tuple[str, ...]] = {
@@ -132,7 +132,7 @@ VOCABULARY: tuple[str, ...] = tuple(
                 *ANSWERS,
                 *(
                     w
-                    for ws in (*_KIND_WORDS.values(), *_COLOR_WORDS.values(), *_SIZE_WORDS.values())
+                    for ws in (*KIND_WORDS.values(), *COLOR_WORDS.values(), *_SIZE_WORDS.values())
                     for w in ws
                 ),
                 *_PLURALS.values(),
@@ -298,8 +298,12 @@ def _with_article(phrase: str) -> str:
     return ("an " if phrase[0] in "aeiou" else "a ") + phrase
 
 
-def _caption(objects: list[dict[str, Any]], r: random.Random) -> str:
-    """A caption naming every shape in reading order, from varied templates and synonyms."""
+def caption_for(objects: list[dict[str, Any]], r: random.Random) -> str:
+    """A caption naming every shape of ``objects`` in reading order, from varied templates and synonyms.
+
+    :func:`make_shapes` writes its captions with it; Chapter 7 writes hard negatives with it, so that a
+    negative caption has exactly the style of a positive one.
+    """
 
     def word(options: tuple[str, ...]) -> str:
         return options[0] if len(options) == 1 or r.random() < 0.7 else r.choice(options[1:])
@@ -308,8 +312,8 @@ def _caption(objects: list[dict[str, Any]], r: random.Random) -> str:
     for o in objects:
         text = r.choice(_OBJECT_TEMPLATES).format(
             size=word(_SIZE_WORDS[o["size"]]),
-            color=word(_COLOR_WORDS[o["color"]]),
-            kind=word(_KIND_WORDS[o["shape"]]),
+            color=word(COLOR_WORDS[o["color"]]),
+            kind=word(KIND_WORDS[o["shape"]]),
             pos=r.choice(_CAPTION_PHRASES[o["position"]]),
         )
         phrases.append(_with_article(text))
@@ -475,7 +479,7 @@ def make_shapes(
             )
         ]
         attributes.append(objects)
-        captions.append(_caption(objects, r))
+        captions.append(caption_for(objects, r))
         qs, ans = _questions(objects, r, pool)
         questions.append(qs)
         answers.append(ans)

@@ -1,0 +1,178 @@
+"""Does the caption describe the picture? The single-stream matcher's probability and where it looked (Chapter 7)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from mmbook.attention import heat_overlay
+from mmbook.data import SHAPES_VOCABULARY, make_shapes, words
+from mmbook.matching import MAX_TOKENS, matcher, pixels, tokenize
+
+MAX_SEED = 1_000_000
+#: Words and punctuation marks a caption may have: with start and end tokens it fits ``MAX_TOKENS``.
+MAX_WORDS = MAX_TOKENS - 2
+MAX_PIXELS = 4096 * 4096
+MAX_ASPECT = 4.0
+SIZE, DISPLAY_SIZE = 32, 256
+EXAMPLE_SEED = 4
+EXAMPLE_CAPTION = "a blue cross in the top right, a blue square in the center and an orange cross in the bottom left"
+_KNOWN = frozenset(SHAPES_VOCABULARY)
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _seed(value: Any) -> int:
+    """``value`` as a scene seed in ``[0, MAX_SEED]``, or a ``gr.Error`` that says what is wrong."""
+    wrong = f"The seed must be a whole number from 0 to {MAX_SEED:,}"
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise gr.Error(f"Please enter a scene seed (a whole number from 0 to {MAX_SEED:,}) or upload a picture.")
+    if isinstance(value, bool):
+        raise gr.Error(f"{wrong}; got {value!r}.")
+    if isinstance(value, int | np.integer):
+        number = int(value)
+    else:
+        try:
+            as_float = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise gr.Error(f"{wrong}; got {_shorten(repr(value))}.") from None
+        if not (math.isfinite(as_float) and as_float.is_integer()):
+            raise gr.Error(f"{wrong}; got {value!r}.")
+        number = int(as_float)
+    if not 0 <= number <= MAX_SEED:
+        shown = f"{number:,}" if abs(number) < 10**15 else f"a {len(str(abs(number)))}-digit number"
+        raise gr.Error(f"{wrong}; got {shown}.")
+    return number
+
+
+def _caption(value: str | None) -> str:
+    """The caption, stripped, once it is short enough and made of words the matcher knows."""
+    text = (value or "").strip()
+    if not text:
+        raise gr.Error(f"Please type a caption, for example {EXAMPLE_CAPTION!r}.")
+    tokens = words(text)
+    if len(tokens) > MAX_WORDS:
+        raise gr.Error(f"That caption is too long: {len(tokens):,} words (punctuation marks count too); "
+                       f"please keep it to {MAX_WORDS}.")
+    if not any(w.isalpha() for w in tokens):
+        raise gr.Error(f"The caption has no words; please describe the picture, for example {EXAMPLE_CAPTION!r}.")
+    unknown = next((w for w in tokens if w not in _KNOWN), None)
+    if unknown is not None:
+        raise gr.Error(f"The matcher does not know the word {_shorten(unknown)!r}; it knows only the shapes "
+                       f"world's {len(_KNOWN)} words, as in {EXAMPLE_CAPTION!r}.")
+    return text
+
+
+def _picture(image: Any) -> np.ndarray:
+    """An uploaded picture → uint8 ``(32, 32, 3)``, box-resized; odd arrays get a ``gr.Error``."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)  # grey → RGB
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or 0 in array.shape:
+        raise gr.Error(f"Expected an RGB picture, got an array of shape {array.shape}.")
+    height, width = array.shape[:2]
+    if height * width > MAX_PIXELS:
+        raise gr.Error("That picture is too large; please use one under 16 megapixels.")
+    if max(height, width) / min(height, width) > MAX_ASPECT:
+        raise gr.Error(f"That picture is {width}×{height} pixels; the matcher needs a roughly square picture "
+                       f"(at most {MAX_ASPECT:g} times wider than high, or higher than wide).")
+    if array.dtype != np.uint8:
+        if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
+            raise gr.Error("The picture's pixels must be finite numbers.")
+        scale = 255.0 if array.max() <= 1.0 else 1.0  # floats in [0, 1] or already in [0, 255]
+        array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
+    rgb = Image.fromarray(array[..., :3])
+    return np.asarray(rgb.resize((SIZE, SIZE), Image.Resampling.BOX))
+
+
+def _with_clear_upload_errors(component: gr.Image) -> gr.Image:
+    """Make an upload that is not a readable picture reach the user as a clear ``gr.Error``.
+
+    Gradio decodes the file before the event function runs, so the check wraps the component's own
+    ``preprocess`` (wrapping the instance, not subclassing: a subclass makes gradio write a ``.pyi`` stub).
+    """
+    decode = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return decode(payload)
+        except gr.Error:
+            raise
+        except Exception as error:  # PIL's UnidentifiedImageError, truncated files, decompression bombs ...
+            raise gr.Error(f"That file could not be read as a picture ({type(error).__name__}); please upload "
+                           "a PNG or JPEG image.") from None
+
+    component.preprocess = preprocess  # type: ignore[method-assign]
+    return component
+
+
+def patch_heat(weights: np.ndarray, size: int = SIZE) -> np.ndarray:
+    """Nine patch weights in reading order → a ``(size, size)`` map, each patch's pixels holding its weight."""
+    weights = np.asarray(weights, dtype=np.float64).reshape(3, 3)
+    cell = np.minimum(np.arange(size) * 3 // size, 2)
+    return weights[cell[:, None], cell[None, :]]
+
+
+@torch.no_grad()
+def score(picture: np.ndarray, caption: str) -> tuple[float, np.ndarray, float]:
+    """The matcher's ``P(match)`` for one uint8 ``(32, 32, 3)`` picture and a caption, ``[CLS]``'s attention
+    over the nine patches in the last layer (heads averaged, scaled to sum to one) and the share of that
+    attention that went to the picture at all (Chapter 7)."""
+    model = matcher()
+    ids, mask = tokenize([caption])
+    out = model(pixels(picture[None]), ids, mask)
+    weights = out.cls_to_patches()[0].numpy()
+    share = float(weights.sum())
+    return float(torch.sigmoid(out.logits[0])), weights / max(share, 1e-12), share
+
+
+def match(seed: Any, caption: str | None, image: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray, str]:
+    """Whether ``caption`` describes scene ``seed`` (or the uploaded ``image``), and where it looked (Chapter 7).
+
+    Returns the probabilities of "match" and "no match", the picture enlarged to 256 pixels under
+    ``[CLS]``'s attention over its nine patches, and a note: for a scene, its own caption, to compare.
+    """
+    text = _caption(caption)
+    if image is None:
+        number = _seed(seed)
+        sample = make_shapes(1, seed=number, split="train")[0]
+        picture = sample["image"]
+        note = f"Scene {number}'s own caption: {sample['caption']!r}."
+    else:
+        picture = _picture(image)
+        note = "Your picture, resized to 32×32 pixels; the matcher was trained on the shapes world only."
+    p, weights, share = score(picture, text)
+    note += f" [CLS] gave {share:.0%} of its attention to the picture's patches, {1 - share:.0%} to the words."
+    heat = patch_heat(weights)
+    return {"match": p, "no match": 1 - p}, heat_overlay(picture, heat, scale=DISPLAY_SIZE // SIZE), note
+
+
+def build_matching_app() -> gr.Blocks:
+    """A scene seed (or a picture) and a caption in; the match probability and the attention out (Chapter 7)."""
+    with gr.Blocks(title="Does the caption match the picture?") as demo:
+        gr.Markdown(
+            "## Does the caption match the picture? A single-stream matcher\n"
+            "The caption's words and the picture's nine patches go through one Transformer together; its "
+            "[CLS] token decides. The heat map shows where [CLS] looked among the patches in the last layer. "
+            "Change one word (a colour, a shape, a place) and see whether the matcher notices."
+        )
+        with gr.Row():
+            with gr.Column():
+                seed = gr.Number(value=EXAMPLE_SEED, label=f"Scene seed (0 to {MAX_SEED:,})", step=1)
+                caption = gr.Textbox(value=EXAMPLE_CAPTION, label="Caption", placeholder=EXAMPLE_CAPTION, lines=2)
+                image = _with_clear_upload_errors(
+                    gr.Image(label="Or upload a picture (optional)", type="numpy", image_mode="RGB", height=160))
+                button = gr.Button("Match", variant="primary")
+            with gr.Column():
+                answer = gr.Label(num_top_classes=2, label="Does the caption describe the picture?")
+                heat = gr.Image(label="Where [CLS] looked", type="numpy", format="png", height=DISPLAY_SIZE + 64)
+                note = gr.Textbox(label="About this picture", lines=3)
+        button.click(match, [seed, caption, image], [answer, heat, note], api_name="match")
+    return demo
