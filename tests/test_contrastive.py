@@ -56,6 +56,17 @@ def test_training_lowers_the_loss_and_uses_clip_loss() -> None:
     assert torch.allclose(clip_loss(out.logits_per_text), both)
 
 
+def test_training_works_under_no_grad() -> None:
+    """An app may call a model's first training from inside ``torch.no_grad`` (Chapter 7 found this)."""
+    data = make_shapes(32, seed=0)
+    proc = contrastive.processor(data.images)
+    values, (ids, mask) = contrastive.pixels(proc, data.images), contrastive.tokens(proc, data.captions)
+    model = CLIPModel(contrastive.clip_config(proc.tokenizer, text_hidden=32, vision_hidden=32))
+    with torch.no_grad():
+        history = contrastive.train_clip(model, values, ids, mask, steps=2, batch_size=16, progress=False)
+    assert len(history.losses) == 2
+
+
 def test_training_refuses_bad_input() -> None:
     model = CLIPModel(contrastive.clip_config(tokenizer(), text_hidden=32, vision_hidden=32))
     values, ids, mask = torch.zeros(4, 3, 48, 48), torch.ones(5, 3, dtype=torch.long), torch.ones(5, 3)

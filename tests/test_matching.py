@@ -368,3 +368,16 @@ def test_the_trained_matcher_beats_chance_on_test_pairs() -> None:
     accuracy = binary_metrics(test.labels, (probabilities >= 0.5).astype(int))["accuracy"]
     assert accuracy > 0.57
     assert roc_auc(test.labels, probabilities) > 0.62
+
+
+def test_the_first_training_works_under_no_grad(monkeypatch, tmp_path) -> None:
+    """The app's first request may train the matcher from inside ``torch.no_grad`` (found by CI)."""
+    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
+    monkeypatch.setattr(matching, "MATCHER", TINY)
+    matching.matcher.cache_clear()
+    try:
+        with torch.no_grad():
+            model = matching.matcher()
+        assert model.trained_now
+    finally:
+        matching.matcher.cache_clear()

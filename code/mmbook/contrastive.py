@@ -113,6 +113,7 @@ class History:
     seconds: float = 0.0
 
 
+@torch.enable_grad()  # trains even when called under no_grad, e.g. on an app's first request
 def train_clip(
     model: CLIPModel,
     pixel_values: Tensor,

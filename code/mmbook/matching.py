@@ -452,6 +452,7 @@ def evaluate(model: SingleStreamMatcher, data: PairTensors, batch_size: int = 10
     return loss, accuracy, logits.numpy()
 
 
+@torch.enable_grad()  # trains even when called under no_grad, e.g. on an app's first request
 def train_matcher(
     model: SingleStreamMatcher,
     train: PairTensors,
