@@ -125,7 +125,7 @@ def test_dropping_the_question_leaves_only_the_picture(running_app) -> None:
         (10**9, QUESTION, "nothing", "whole number from 0 to 1,000,000; got 1,000,000,000"),
         (SEED, "", "nothing", "Please type a question, for example 'what color is the shape in the top left"),
         (SEED, "   ", "nothing", "Please type a question"),
-        (SEED, "what color is the pink shape?", "nothing", "do not know the word 'pink'; they know only"),
+        (SEED, "what color is the pink shape?", "nothing", "do not know the word 'pink', only the shapes"),
         (SEED, "x" * 5000, "nothing", "do not know the word 'x{39}…'"),
         (SEED, "what color is the shape 3?", "nothing", "do not know the word '3'"),
         (SEED, " ".join(["the"] * 41), "nothing", "too long: 41 words"),

@@ -70,3 +70,21 @@ def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(running_app
         client.predict(query, k, api_name="/search")
     pictures, _ = client.predict("a red circle in the center", 2, api_name="/search")
     assert len(pictures) == 2
+
+
+def test_unknown_words_come_from_the_tokenizer_not_its_vocabulary_list() -> None:
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from mmbook.apps.search import unknown_words
+    from mmbook.data import tokenizer
+
+    assert unknown_words(tokenizer(), "a Pink circle and a red spaceship") == ["pink", "spaceship"]
+    # A byte-level BPE like real CLIP's stores pieces ("red</w>"-style), not words, yet knows every word.
+    bpe = Tokenizer(models.BPE(unk_token="<|endoftext|>"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(["a red circle", "a blue square"], trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    clip_like = PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<|endoftext|>")
+    assert "pink" not in clip_like.get_vocab()
+    assert unknown_words(clip_like, "a pink spaceship") == []

@@ -10,6 +10,8 @@ import os
 import random
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 
 HYGIENE: dict[str, str] = {
@@ -67,6 +69,27 @@ def seed_everything(seed: int = 0) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@contextmanager
+def fast_kernels() -> Iterator[None]:
+    """Switch PyTorch's deterministic-algorithms mode off inside the block and restore it after (Chapters 6-10).
+
+    Under :func:`seed_everything`'s ``torch.use_deterministic_algorithms(True)``, the backward pass of
+    indexing (embedding look-ups, patch gathering) takes a slow sorting path on the CPU, several times slower
+    for the book's small Transformers. On a CPU with a fixed number of threads those kernels give the same
+    numbers run after run anyway (the tests check the trained models' outputs), so the training loops run
+    inside this block.
+    """
+    import torch
+
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
 
 
 def device() -> str:

@@ -56,6 +56,35 @@ def cached_or_built(name: str, build: Callable[[Path], None], check: Callable[[P
     return cached(name, build_and_note, check), built
 
 
+#: The file beside each trained model that holds its settings, losses, training time and measurements.
+RECORD = "training.json"
+
+
+def read_record(folder: Path) -> dict[str, Any]:
+    """The :data:`RECORD` saved beside a trained model (Chapters 6-10)."""
+    return json.loads((folder / RECORD).read_text())
+
+
+def check_settings(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """The record of ``folder``, or a ``ValueError`` when it was trained with other ``settings`` (Chapters 6-10)."""
+    record = read_record(folder)
+    if {k: record.get(k) for k in settings} != settings:
+        raise ValueError("saved with other training settings")
+    return record
+
+
+def trained_path(name: str, what: str, build: Callable[[Path], None], check: Callable[[Path], None]) -> Path:
+    """Folder of the trained model ``name`` (trained on first use, then loaded), saying which happened and
+    how long the training took; ``what`` names the model in that sentence (Chapters 6-10)."""
+    folder, built = cached_or_built(name, build, check)
+    seconds = read_record(folder)["train_seconds"]
+    if built:
+        print(f"[mmbook.zoo] trained {what} in {seconds:.0f} s: {folder}")
+    else:
+        print(f"[mmbook.zoo] loaded {what} from the model cache (trained in {seconds:.0f} s): {folder}")
+    return folder
+
+
 # ----------------------------------------------------------------------------------------------------
 # tiny GPT-2: the offline stand-in for openai-community/gpt2
 
@@ -133,7 +162,6 @@ def tiny_gpt2_path() -> Path:
 #: How the tiny CLIP is trained; a cached model saved with other settings is retrained.
 TINY_CLIP = {"version": 1, "n_pairs": 20000, "data_seed": 1, "max_shapes": 3, "split": "train",
              "steps": 400, "batch_size": 256, "lr": 1e-3, "seed": 0}  # fmt: skip
-_CLIP_RECORD = "training.json"
 
 
 def train_tiny_clip(folder: Path) -> None:
@@ -161,16 +189,14 @@ def train_tiny_clip(folder: Path) -> None:
     proc.save_pretrained(folder)
     record = {**settings, "losses": history.losses, "logit_scales": history.logit_scales,
               "train_seconds": history.seconds}
-    (folder / _CLIP_RECORD).write_text(json.dumps(record))
+    (folder / RECORD).write_text(json.dumps(record))
 
 
 def _load_tiny_clip(folder: Path) -> tuple[Any, Any]:
     import torch
     from transformers import AutoProcessor, CLIPModel
 
-    record = json.loads((folder / _CLIP_RECORD).read_text())
-    if {k: record.get(k) for k in TINY_CLIP} != TINY_CLIP:
-        raise ValueError("saved with other training settings")
+    check_settings(folder, TINY_CLIP)
     model = CLIPModel.from_pretrained(folder).eval()
     proc = AutoProcessor.from_pretrained(folder)
     batch = proc(text=["a red circle in the center"], images=[np.zeros((32, 32, 3), np.uint8)],
@@ -184,16 +210,12 @@ def _load_tiny_clip(folder: Path) -> tuple[Any, Any]:
 
 def tiny_clip_path() -> Path:
     """Folder of the tiny CLIP: trained on first use (about a minute on 2 CPU cores), then loaded (Chapter 6)."""
-    folder, built = cached_or_built("tiny-clip", train_tiny_clip, _load_tiny_clip)
-    seconds = tiny_clip_record(folder)["train_seconds"]
-    verb = "trained the tiny CLIP in" if built else "loaded the tiny CLIP from the model cache (trained in"
-    print(f"[mmbook.zoo] {verb} {seconds:.0f} s{'' if built else ')'}: {folder}")
-    return folder
+    return trained_path("tiny-clip", "the tiny CLIP", train_tiny_clip, _load_tiny_clip)
 
 
 def tiny_clip_record(folder: Path | None = None) -> dict[str, Any]:
     """The tiny CLIP's training settings, its loss and logit scale after every step and its training time."""
-    return json.loads(((folder or model_dir("tiny-clip")) / _CLIP_RECORD).read_text())
+    return read_record(folder or model_dir("tiny-clip"))
 
 
 def tiny_clip() -> tuple[Any, Any]:

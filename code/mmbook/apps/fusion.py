@@ -7,7 +7,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from mmbook.apps.inputs import whole_number
+from mmbook.apps.inputs import shapes_text, whole_number
 from mmbook.attention import heat_overlay
 from mmbook.data import POSITION_PHRASES, SHAPES_VOCABULARY, make_shapes, words
 from mmbook.fusion import COLOR_NAMES, METHODS, compare, fusion_models
@@ -28,19 +28,8 @@ _PHRASES = sorted(((" ".join(words(p)), cell) for cell, ps in POSITION_PHRASES.i
 
 def _question(value: str | None) -> str:
     """The question, stripped, once it is short enough and made of words the models know."""
-    text = (value or "").strip()
-    if not text:
-        raise gr.Error(f"Please type a question, for example {EXAMPLE_QUESTION!r}.")
-    tokens = words(text)
-    if len(tokens) > MAX_WORDS:
-        raise gr.Error(f"That question is too long: {len(tokens):,} words (punctuation marks count too); "
-                       f"please keep it to {MAX_WORDS}.")
-    unknown = next((w for w in tokens if w not in SHAPES_VOCABULARY), None)
-    if unknown is not None:
-        shown = unknown if len(unknown) <= 40 else unknown[:39] + "…"
-        raise gr.Error(f"The models do not know the word {shown!r}; they know only the shapes world's "
-                       f"{len(SHAPES_VOCABULARY)} words, as in {EXAMPLE_QUESTION!r}.")
-    return text
+    return shapes_text(value, "question", example=EXAMPLE_QUESTION, vocabulary=SHAPES_VOCABULARY,
+                       max_words=MAX_WORDS, reader="The models do not")
 
 
 def _drop(value: str | None) -> str | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gradio as gr
@@ -10,8 +9,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmbook.apps.inputs import shapes_text, whole_number
 from mmbook.attention import heat_overlay
-from mmbook.data import SHAPES_VOCABULARY, make_shapes, words
+from mmbook.data import SHAPES_VOCABULARY, make_shapes
 from mmbook.matching import MAX_TOKENS, matcher, pixels, tokenize
 
 MAX_SEED = 1_000_000
@@ -25,49 +25,10 @@ EXAMPLE_CAPTION = "a blue cross in the top right, a blue square in the center an
 _KNOWN = frozenset(SHAPES_VOCABULARY)
 
 
-def _shorten(text: str, limit: int = 40) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _seed(value: Any) -> int:
-    """``value`` as a scene seed in ``[0, MAX_SEED]``, or a ``gr.Error`` that says what is wrong."""
-    wrong = f"The seed must be a whole number from 0 to {MAX_SEED:,}"
-    if value is None or (isinstance(value, str) and not value.strip()):
-        raise gr.Error(f"Please enter a scene seed (a whole number from 0 to {MAX_SEED:,}) or upload a picture.")
-    if isinstance(value, bool):
-        raise gr.Error(f"{wrong}; got {value!r}.")
-    if isinstance(value, int | np.integer):
-        number = int(value)
-    else:
-        try:
-            as_float = float(value)
-        except (TypeError, ValueError, OverflowError):
-            raise gr.Error(f"{wrong}; got {_shorten(repr(value))}.") from None
-        if not (math.isfinite(as_float) and as_float.is_integer()):
-            raise gr.Error(f"{wrong}; got {value!r}.")
-        number = int(as_float)
-    if not 0 <= number <= MAX_SEED:
-        shown = f"{number:,}" if abs(number) < 10**15 else f"a {len(str(abs(number)))}-digit number"
-        raise gr.Error(f"{wrong}; got {shown}.")
-    return number
-
-
 def _caption(value: str | None) -> str:
     """The caption, stripped, once it is short enough and made of words the matcher knows."""
-    text = (value or "").strip()
-    if not text:
-        raise gr.Error(f"Please type a caption, for example {EXAMPLE_CAPTION!r}.")
-    tokens = words(text)
-    if len(tokens) > MAX_WORDS:
-        raise gr.Error(f"That caption is too long: {len(tokens):,} words (punctuation marks count too); "
-                       f"please keep it to {MAX_WORDS}.")
-    if not any(w.isalpha() for w in tokens):
-        raise gr.Error(f"The caption has no words; please describe the picture, for example {EXAMPLE_CAPTION!r}.")
-    unknown = next((w for w in tokens if w not in _KNOWN), None)
-    if unknown is not None:
-        raise gr.Error(f"The matcher does not know the word {_shorten(unknown)!r}; it knows only the shapes "
-                       f"world's {len(_KNOWN)} words, as in {EXAMPLE_CAPTION!r}.")
-    return text
+    return shapes_text(value, "caption", example=EXAMPLE_CAPTION, vocabulary=_KNOWN, max_words=MAX_WORDS,
+                       reader="The matcher does not")
 
 
 def _picture(image: Any) -> np.ndarray:
@@ -141,7 +102,7 @@ def match(seed: Any, caption: str | None, image: np.ndarray | None = None) -> tu
     """
     text = _caption(caption)
     if image is None:
-        number = _seed(seed)
+        number = whole_number(seed, "scene seed", 0, MAX_SEED, alternative=", or upload a picture")
         sample = make_shapes(1, seed=number, split="train")[0]
         picture = sample["image"]
         note = f"Scene {number}'s own caption: {sample['caption']!r}."

@@ -24,6 +24,18 @@ MAX_QUERY_CHARS = 300
 DISPLAY_SIZE = 128
 
 
+def unknown_words(tokenizer: Any, text: str) -> list[str]:
+    """The words of ``text`` that ``tokenizer`` maps to its unknown token, sorted.
+
+    The book's word-level tokenizer has a closed vocabulary; a byte-level BPE such as real CLIP's spells
+    every word from pieces and has no unknown words, so nothing is refused online.
+    """
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return []
+    return sorted({w for w in words(text) if unk in tokenizer(w, add_special_tokens=False)["input_ids"]})
+
+
 @dataclass
 class SearchIndex:
     """A gallery of pictures with their CLIP embeddings, and the model that searches it (Chapter 6)."""
@@ -47,8 +59,7 @@ class SearchIndex:
         query = query.strip()
         if len(query) > MAX_QUERY_CHARS:
             raise gr.Error(f"The description is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS}.")
-        vocabulary = self.processor.tokenizer.get_vocab()
-        unknown = sorted({w for w in words(query) if w not in vocabulary})
+        unknown = unknown_words(self.processor.tokenizer, query)
         if unknown:
             raise gr.Error(f"The model has never seen the word(s) {', '.join(repr(w) for w in unknown)}. "
                            "It knows the words of shapes-world captions: colours, shapes and positions.")
