@@ -80,3 +80,79 @@ def test_cache_is_reused(monkeypatch, tmp_path) -> None:
     first = zoo.cached("small", build, _check_model)
     second = zoo.cached("small", build, _check_model)
     assert first == second and len(builds) == 1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Chapter 8: the catalogue
+
+
+def test_the_catalogue_holds_the_six_models_with_their_facts() -> None:
+    ids = {m.hub_id for m in hub.CATALOGUE.values()}
+    assert ids == {"openai-community/gpt2", "openai/clip-vit-base-patch32", "Salesforce/blip-image-captioning-base",
+                   "dandelin/vilt-b32-finetuned-vqa", "openai/whisper-tiny",
+                   "stable-diffusion-v1-5/stable-diffusion-v1-5"}
+    assert hub.lookup("clip").parameters == 151_277_313 and hub.lookup("whisper").parameters == 37_760_640
+    assert hub.lookup("vilt").download_mb == pytest.approx(117_588_537 * 4 / 1e6)
+    assert hub.lookup("stable-diffusion").parameters is None and hub.lookup("stable-diffusion").download_mb is None
+    assert all(m.revision is None for m in hub.CATALOGUE.values())  # never a hash typed from memory
+    rows = hub.catalogue_rows(offline=True)
+    assert len(rows) == len(hub.CATALOGUE) and all(len(r) == 8 for r in rows)
+    runnable = {r[0]: r[-1] for r in rows}
+    assert runnable["openai/clip-vit-base-patch32"] == "yes" and runnable["openai/whisper-tiny"] == "no"
+
+
+def test_the_catalogue_classes_exist_in_transformers() -> None:
+    import transformers
+
+    for model in hub.CATALOGUE.values():
+        if model.library == "transformers":
+            assert all(hasattr(transformers, name) for name in model.classes), model.name
+
+
+@pytest.mark.parametrize(("wrong", "suggested"), [("vilt-b32", "vilt"), ("openai/whisper-small", "openai/whisper-tiny"),
+                                                  ("Salesforce/blip", "blip")])
+def test_unknown_models_get_close_matches(wrong, suggested) -> None:
+    with pytest.raises(KeyError, match="Did you mean") as info:
+        hub.lookup(wrong)
+    assert repr(suggested) in str(info.value)
+
+
+def test_models_without_a_standin_say_what_the_book_shows_instead() -> None:
+    with pytest.raises(RuntimeError, match="retrieval caption"):
+        hub.resolve("blip", offline=True)
+    with pytest.raises(RuntimeError, match="log-mel spectrogram"):
+        hub.load("whisper", offline=True)
+    assert hub.unavailable_reason("vilt", offline=True) is None
+    assert hub.resolve("blip", offline=False, verbose=False).source == "Salesforce/blip-image-captioning-base"
+
+
+def test_stable_diffusion_names_everything_it_lacks(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(hub, "cuda_available", lambda: False)
+    reason = hub.unavailable_reason("stable-diffusion", offline=True)
+    assert "Hugging Face Hub" in reason and "CUDA GPU" in reason
+    import importlib.util
+
+    if importlib.util.find_spec("diffusers") is None:
+        assert "pip install diffusers" in reason
+    with pytest.raises(RuntimeError, match="CUDA GPU"):
+        hub.load_diffusion(offline=False)
+    assert "[mmbook.hub] unavailable:" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="load_diffusion"):
+        hub.load("stable-diffusion")
+
+
+def test_load_runs_the_catalogue_classes_on_a_local_folder(tmp_path, capsys) -> None:
+    from mmbook import standins
+    from transformers import BlipForConditionalGeneration, BlipProcessor
+
+    model, processor = hub.load("blip", source=standins.save_random_blip(tmp_path / "blip"))
+    assert isinstance(model, BlipForConditionalGeneration) and isinstance(processor, BlipProcessor)
+    assert not model.training and "[mmbook.hub] local:" in capsys.readouterr().out
+
+
+def test_the_vqa_standin_loads_through_the_policy(capsys) -> None:
+    from transformers import ViltForQuestionAnswering, ViltProcessor
+
+    model, processor = hub.load("vilt", offline=True)
+    assert isinstance(model, ViltForQuestionAnswering) and isinstance(processor, ViltProcessor)
+    assert "offline: the book's stand-in for dandelin/vilt-b32-finetuned-vqa" in capsys.readouterr().out
