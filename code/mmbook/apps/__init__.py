@@ -10,11 +10,13 @@ from collections.abc import Callable
 
 import gradio as gr
 
+from mmbook.apps.assistant import build_assistant_app
 from mmbook.apps.attention import build_attention_app
 from mmbook.apps.digits import build_digits_app
 from mmbook.apps.fusion import build_fusion_app
 from mmbook.apps.hello import build_hello_app
 from mmbook.apps.matching import build_matching_app
+from mmbook.apps.pretrained import build_pretrained_app
 from mmbook.apps.search import build_search_app
 from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.textgen import build_textgen_app
@@ -29,16 +31,20 @@ APPS: dict[str, Callable[[], gr.Blocks]] = {
     "fusion": build_fusion_app,
     "matching": build_matching_app,
     "search": build_search_app,
+    "pretrained": build_pretrained_app,
     "tour": build_tour_app,
+    "assistant": build_assistant_app,
 }
 
 __all__ = [
     "APPS",
+    "build_assistant_app",
     "build_attention_app",
     "build_digits_app",
     "build_fusion_app",
     "build_hello_app",
     "build_matching_app",
+    "build_pretrained_app",
     "build_search_app",
     "build_shapes_app",
     "build_textgen_app",

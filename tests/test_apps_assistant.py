@@ -1,0 +1,253 @@
+"""The Chapter 10 assistant: the chat's rules, every tab through gradio_client on 127.0.0.1, bad input
+included, the upload limit, and the Spaces folder."""
+
+from __future__ import annotations
+
+import wave
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from mmbook import audio, tasks
+from mmbook.apps import APPS
+from mmbook.apps.assistant import (
+    MAX_FILE_SIZE,
+    AssistantModels,
+    Route,
+    build_assistant_app,
+    last_picture,
+    load_assistant_models,
+    route,
+    search_query,
+)
+from mmbook.data import make_shapes
+from PIL import Image
+
+SCENE_SEED = 5
+
+
+@pytest.fixture(scope="module")
+def models() -> AssistantModels:
+    return load_assistant_models(offline=True, lazy=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    """Pictures, clips and other files to upload, good and bad."""
+    folder = tmp_path_factory.mktemp("uploads")
+    scene = make_shapes(1, seed=SCENE_SEED, max_shapes=3)
+    paths = {}
+    paths["scene"] = str(folder / "scene.png")
+    Image.fromarray(scene.images[0]).resize((128, 128), Image.Resampling.NEAREST).save(paths["scene"])
+    paths["tiny"] = str(folder / "tiny.png")
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(paths["tiny"])
+    paths["huge"] = str(folder / "huge.png")
+    Image.new("1", (10_000, 10_000)).save(paths["huge"])
+    paths["corrupt"] = str(folder / "corrupt.png")
+    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
+    paths["notes"] = str(folder / "notes.txt")
+    (folder / "notes.txt").write_text("a red circle")
+    paths["big"] = str(folder / "big.png")
+    (folder / "big.png").write_bytes(np.random.default_rng(0).bytes(11 * 1024 * 1024))
+    paths["badwav"] = str(folder / "bad.wav")
+    (folder / "bad.wav").write_bytes(b"RIFF0000WAVEnot a clip")
+
+    def clip(name: str, samples: np.ndarray, rate: int) -> None:
+        paths[name] = str(folder / f"{name}.wav")
+        with wave.open(paths[name], "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(rate)
+            out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+
+    clip("sound", np.rint(scene.audio[0] * 32767), scene.sample_rate)
+    clip("silent", np.zeros(8000), 8000)
+    clip("long", np.rint(np.sin(np.arange(8000 * 31) * 0.05) * 8000), 8000)
+    clip("twelve", np.rint(np.tile(scene.audio[0], 24) * 32767), scene.sample_rate)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def client(models) -> Iterator[Client]:
+    """One server for the whole module (launched by the app's own ``launch``, with its upload limit)."""
+    from mmbook.demos import launch_local
+
+    demo = build_assistant_app(models)
+    url = launch_local(demo)
+    connection = Client(url, verbose=False)
+    yield connection
+    connection.close()
+    demo.close()
+
+
+def truth(seed: int = SCENE_SEED) -> str:
+    return audio.words_for(make_shapes(1, seed=seed, max_shapes=3).attributes[0])
+
+
+# ----------------------------------------------------------------------------------------------------
+# the rules
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"text": "", "files": ["clip.wav"]}, Route("transcribe", "", "clip.wav")),
+        ({"text": "what is this?", "files": [{"path": "clip.WAV"}]}, Route("transcribe", "what is this?", "clip.WAV")),
+        ({"text": "how many shapes?", "files": ["a.png"]}, Route("answer", "how many shapes?", "a.png")),
+        ({"text": "find a red circle", "files": ["a.jpg"]}, Route("answer", "find a red circle", "a.jpg")),
+        ({"text": "  ", "files": [{"path": "a.jpeg"}]}, Route("caption", "", "a.jpeg")),
+        ({"text": "find a red circle", "files": []}, Route("search", "a red circle")),
+        ({"text": "Show me pictures of a blue square", "files": []}, Route("search", "a blue square")),
+        ({"text": "search: green triangle"}, Route("search", "green triangle")),
+        ({"text": "hello there", "files": []}, Route("help", "hello there")),
+    ],
+)
+def test_the_routing_rules(message, expected) -> None:
+    assert route(message) == expected
+
+
+def test_a_question_goes_to_the_last_picture_of_the_conversation() -> None:
+    history = [
+        {"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/first.png"}}]},
+        {"role": "assistant", "content": "a caption"},
+        {"role": "user", "content": {"path": "/tmp/second.png"}},
+        {"role": "user", "content": "thanks"},
+        {"role": "user", "content": [{"path": "/tmp/clip.wav"}]},
+    ]
+    assert last_picture(history) == "/tmp/second.png"
+    assert route({"text": "what colour is the circle?", "files": []}, history) == Route(
+        "answer", "what colour is the circle?", "/tmp/second.png")
+    assert route({"text": "find a circle"}, history).tool == "search"  # the search words win
+    assert route({"text": "thanks"}, history).tool == "help"  # not a question
+    assert last_picture([]) is None and last_picture(None) is None
+
+
+def test_search_words() -> None:
+    assert search_query("find a red circle") == "a red circle"
+    assert search_query("finding nemo") is None and search_query("") is None
+
+
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        ({"text": "", "files": []}, "Please type a message"),
+        ({"text": "   "}, "Please type a message"),
+        ({"text": "hi", "files": ["a.png", "b.png"]}, "one file at a time"),
+        ({"text": "hi", "files": ["notes.txt"]}, "'notes.txt' is neither"),
+        ({"text": "a " * 400}, "the limit is 500"),
+        ({"text": 3}, "must be a string"),
+        ("find a red circle", "{'text': ..., 'files': [...]}"),
+    ],
+)
+def test_messages_the_rules_refuse(message, error) -> None:
+    with pytest.raises(tasks.InputError, match=error.replace("[", r"\[").replace("(", r"\(").replace("{", r"\{")):
+        route(message)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the app through gradio_client
+
+
+def test_registered_and_limited(client, models) -> None:
+    assert APPS["assistant"] is build_assistant_app
+    demo = build_assistant_app(models)
+    names = set(demo.get_api_info()["named_endpoints"])
+    assert {"/chat", "/search", "/best_match", "/answer", "/caption", "/transcribe"} <= names
+
+
+def test_every_tab_says_which_path_runs(client, models, files) -> None:
+    pictures, table, note = client.predict("a red circle in the center", 4, api_name="/search")
+    assert len(pictures) == 4 and len(table["data"]) == 4 and "tiny CLIP" in note
+    best = client.predict("a red circle in the center", api_name="/best_match")
+    assert best["caption"] == table["data"][0][3] and best["index"] == table["data"][0][1]
+    assert best["score"] == pytest.approx(table["data"][0][2], abs=1e-4)
+    answers, note = client.predict(handle_file(files["scene"]), "how many shapes are there?", api_name="/answer")
+    assert answers["label"] and "offline: the tiny ViLT" in note and "count questions" in note
+    text, source, note = client.predict(handle_file(files["scene"]), api_name="/caption")
+    assert text in models.pretrained.caption.get().captions and source is not None and "retrieval caption" in note
+    text, note = client.predict(handle_file(files["sound"]), api_name="/transcribe")
+    assert text == truth() and "tone reader" in note and "not speech recognition" in note
+
+
+def test_the_chat_routes_and_names_the_tool(client, files) -> None:
+    reply = client.predict({"text": "", "files": [handle_file(files["sound"])]}, api_name="/chat")
+    assert reply.startswith("*Tool: speech input.*") and truth() in reply
+    reply = client.predict({"text": "how many shapes are there?", "files": [handle_file(files["scene"])]},
+                           api_name="/chat")
+    assert reply.startswith("*Tool: visual question answering.*") and "tiny ViLT" in reply
+    reply = client.predict({"text": "", "files": [handle_file(files["scene"])]}, api_name="/chat")
+    assert reply.startswith("*Tool: captioning.*") and "retrieval caption" in reply
+    reply = client.predict({"text": "find a red circle in the center", "files": []}, api_name="/chat")
+    assert reply.startswith("*Tool: text-to-image search.*") and "1. #" in reply and "3. #" in reply
+    reply = client.predict({"text": "hello", "files": []}, api_name="/chat")
+    assert reply.startswith("*Tool: help.*")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "args", "message"),
+    [
+        ("/search", ("", 4), "Please type a description"),
+        ("/search", ("a red " * 60, 4), "the limit is 300"),
+        ("/search", ("a red spaceship", 4), "'spaceship'"),
+        ("/best_match", ("   ",), "Please type a description"),
+        ("/answer", (None, "how many shapes are there?"), "Please upload a picture"),
+        ("/answer", ("tiny", "how many shapes are there?"), "1×1 pixels, too small"),
+        ("/answer", ("huge", "how many shapes are there?"), "100 megapixels"),
+        ("/answer", ("corrupt", "how many shapes are there?"), "cannot identify image file"),
+        ("/answer", ("notes", "how many shapes are there?"), "cannot identify image file"),
+        ("/answer", ("scene", ""), "Please type the question"),
+        ("/answer", ("scene", "how many " * 60), "the limit is 500"),
+        ("/answer", ("scene", "what colour is the spaceship?"), "never saw the word(s) 'spaceship'"),
+        ("/caption", (None,), "Please upload a picture"),
+        ("/caption", ("huge",), "the limit is 40 megapixels"),
+        ("/transcribe", (None,), "Please record or upload a clip"),
+        ("/transcribe", ("silent",), "The clip is silent"),
+        ("/transcribe", ("long",), "lasts 31.0 s"),
+        ("/transcribe", ("twelve",), "the tone reader reads at most 10 s"),
+    ],
+)
+def test_bad_input_in_a_tab_gets_a_clear_message(client, files, endpoint, args, message) -> None:
+    call = [handle_file(files[a]) if a in files else a for a in args]
+    with pytest.raises(AppError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        client.predict(*call, api_name=endpoint)
+    assert client.predict("a blue square", api_name="/best_match")["caption"]  # still serving
+
+
+@pytest.mark.parametrize(
+    ("text", "file", "message"),
+    [
+        ("", None, "Please type a message"),
+        ("hi", "notes", "Invalid file type"),  # Gradio checks the box's file_types first
+        ("how many shapes are there?", "corrupt", "not a picture that can be read"),
+        ("how many shapes are there?", "huge", "100 megapixels"),
+        ("", "tiny", "too small"),
+        ("", "badwav", "not a WAV clip"),
+        ("", "silent", "The clip is silent"),
+        ("", "long", "lasts 31.0 s"),
+        ("a " * 300, None, "the limit is 500"),
+        ("find a dragon", None, "'dragon'"),
+    ],
+)
+def test_bad_input_in_the_chat_gets_a_clear_message(client, files, text, file, message) -> None:
+    attached = [handle_file(files[file])] if file else []
+    with pytest.raises(AppError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        client.predict({"text": text, "files": attached}, api_name="/chat")
+    assert client.predict({"text": "hello", "files": []}, api_name="/chat").startswith("*Tool: help.*")
+
+
+def test_uploads_above_the_limit_are_refused(client, files) -> None:
+    assert MAX_FILE_SIZE == "10mb"
+    with pytest.raises(Exception, match=f"exceeds the maximum file size of {10 * 1024 * 1024} bytes"):
+        client.predict(handle_file(files["big"]), api_name="/caption")
+    assert client.predict("a blue square", api_name="/best_match")["caption"]
+
+
+def test_the_space_folder(tmp_path) -> None:
+    from mmbook.apps.spaces import write_space
+
+    written = write_space("assistant", tmp_path / "space")
+    assert sorted(p.name for p in written) == ["README.md", "app.py", "requirements.txt"]
+    assert "APPS['assistant']()" in (tmp_path / "space" / "app.py").read_text()
+    assert "sdk: gradio" in (tmp_path / "space" / "README.md").read_text()
