@@ -7,7 +7,7 @@ import math
 import gradio as gr
 import pytest
 from mmbook.demos import serve
-from mmbook.loadtest import LoadResult, load_test
+from mmbook.loadtest import LoadResult, RestClient, load_test, simulate_closed_loop
 
 
 def _app() -> gr.Blocks:
@@ -41,3 +41,31 @@ def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="at least one client"):
         load_test("http://127.0.0.1:1/", "/x", [], clients=0, requests_per_client=1)
     assert LoadResult(1).requests == 0
+
+
+def test_rest_visitors_get_the_same_answers_and_messages() -> None:
+    with serve(_app()) as url:
+        fine = load_test(url, "/shout", ["hi"], clients=3, requests_per_client=2, check=lambda a: a == "HI", via="rest")
+        refused = load_test(url, "/shout", ["fail"], clients=1, requests_per_client=2, via="rest")
+        client = RestClient(url)
+        try:
+            assert client.predict("again", api_name="/shout") == "AGAIN"
+        finally:
+            client.close()
+    assert fine.requests == 6 and not fine.failures and fine.mean <= max(fine.latencies)
+    assert len(refused.failures) == 2 and refused.failures[0] == "RuntimeError: asked to fail"
+    with pytest.raises(ValueError, match="via must be"):
+        load_test("http://127.0.0.1:1/", "/x", [], clients=1, requests_per_client=1, via="grpc")
+
+
+def test_the_simulated_worker_matches_the_closed_forms() -> None:
+    s, r = 0.01, 0.025
+    # A burst of N requests at an idle worker: the k-th waits k service times.
+    burst = simulate_closed_loop(5, 1, s)
+    assert [row[0] for row in burst] == pytest.approx([s, 2 * s, 3 * s, 4 * s, 5 * s])
+    # Once every client is on its second round, the latency is max(r + s, N s): round trip or queue bound.
+    for n in (1, 2, 3, 8, 32):
+        steady = [t for row in simulate_closed_loop(n, 6, s, r) for t in row[2:]]
+        assert steady == pytest.approx([max(r + s, n * s)] * len(steady))
+    with pytest.raises(ValueError, match="service > 0"):
+        simulate_closed_loop(1, 1, 0.0)
