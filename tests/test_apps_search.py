@@ -73,11 +73,10 @@ def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(running_app
 
 
 def test_unknown_words_come_from_the_tokenizer_not_its_vocabulary_list() -> None:
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     from mmbook.apps.search import unknown_words
     from mmbook.data import tokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
 
     assert unknown_words(tokenizer(), "a Pink circle and a red spaceship") == ["pink", "spaceship"]
     # A byte-level BPE like real CLIP's stores pieces ("red</w>"-style), not words, yet knows every word.
