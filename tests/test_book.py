@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
+import numpy as np
 from mmbook import book
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -12,6 +13,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_glue_returns_the_value() -> None:
     assert book.glue("answer", 42) == 42
+
+
+def test_glue_turns_numpy_scalars_into_python_numbers() -> None:
+    value = book.glue("mean", np.float64(1.5))
+    assert type(value) is float and repr(value) == "1.5"
+    assert type(book.glue("count", np.int64(3))) is int
 
 
 def test_show_source_displays_the_package_code(monkeypatch) -> None:

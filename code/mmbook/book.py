@@ -13,11 +13,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 SOLUTION_BLOCK = re.compile(r"\n*^:::\{solution\}.*?^:::[ \t]*$", flags=re.DOTALL | re.MULTILINE)
 
 
 def glue(name: str, value: Any, display: bool = False) -> Any:
-    """Glue ``value`` under ``name`` for the prose when myst-nb is present; return it (Chapter 1)."""
+    """Glue ``value`` under ``name`` for the prose when myst-nb is present; return it (Chapter 1).
+
+    NumPy scalars (what pandas and NumPy reductions return) become Python numbers first: a format such as
+    ``:.1f`` in the prose is applied to the glued ``repr``, and ``np.float64(1.5)`` does not parse.
+    """
+    if isinstance(value, np.generic):
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:
