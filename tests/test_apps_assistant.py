@@ -3,7 +3,6 @@ included, the upload limit, and the Spaces folder."""
 
 from __future__ import annotations
 
-import wave
 from collections.abc import Iterator
 
 import numpy as np
@@ -22,6 +21,7 @@ from mmbook.apps.assistant import (
     route,
     search_query,
 )
+from mmbook.apps.shapes import write_wav
 from mmbook.data import make_shapes
 from PIL import Image
 
@@ -55,17 +55,12 @@ def files(tmp_path_factory) -> dict[str, str]:
     (folder / "bad.wav").write_bytes(b"RIFF0000WAVEnot a clip")
 
     def clip(name: str, samples: np.ndarray, rate: int) -> None:
-        paths[name] = str(folder / f"{name}.wav")
-        with wave.open(paths[name], "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+        paths[name] = str(write_wav(folder / f"{name}.wav", samples, rate))
 
-    clip("sound", np.rint(scene.audio[0] * 32767), scene.sample_rate)
+    clip("sound", scene.audio[0], scene.sample_rate)
     clip("silent", np.zeros(8000), 8000)
-    clip("long", np.rint(np.sin(np.arange(8000 * 31) * 0.05) * 8000), 8000)
-    clip("twelve", np.rint(np.tile(scene.audio[0], 24) * 32767), scene.sample_rate)
+    clip("long", 0.25 * np.sin(np.arange(8000 * 31) * 0.05), 8000)
+    clip("twelve", np.tile(scene.audio[0], 24), scene.sample_rate)
     return paths
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import wave
-
 import numpy as np
 import pytest
 from gradio_client import handle_file
@@ -11,6 +9,7 @@ from gradio_client.exceptions import AppError
 from mmbook import hub, standins, tasks
 from mmbook.apps import APPS, build_pretrained_app
 from mmbook.apps.pretrained import PretrainedModels, Task, load_models
+from mmbook.apps.shapes import write_wav
 from mmbook.data import make_shapes
 from PIL import Image
 
@@ -43,16 +42,11 @@ def files(tmp_path_factory) -> dict[str, str]:
     (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
 
     def clip(name: str, samples: np.ndarray, rate: int) -> None:
-        paths[name] = str(folder / f"{name}.wav")
-        with wave.open(paths[name], "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(rate)
-            out.writeframes(np.asarray(samples, dtype=np.int16).tobytes())
+        paths[name] = str(write_wav(folder / f"{name}.wav", samples, rate))
 
-    clip("sound", np.rint(scene.audio[0] * 32767), scene.sample_rate)
+    clip("sound", scene.audio[0], scene.sample_rate)
     clip("silent", np.zeros(8000), 8000)
-    clip("long", np.rint(np.sin(np.arange(8000 * 31) * 0.05) * 8000), 8000)
+    clip("long", 0.25 * np.sin(np.arange(8000 * 31) * 0.05), 8000)
     return paths
 
 

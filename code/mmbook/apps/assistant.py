@@ -29,7 +29,7 @@ import numpy as np
 
 from mmbook import hub, tasks
 from mmbook.apps.inputs import whole_number
-from mmbook.apps.pretrained import PretrainedModels, Task, checked, load_models
+from mmbook.apps.pretrained import PretrainedModels, Task, ask_tab, caption_tab, checked, load_models
 from mmbook.apps.search import DISPLAY_SIZE, GALLERY_SEED, GALLERY_SIZE, MAX_RESULTS, SearchIndex
 from mmbook.viz import upscale_nearest
 
@@ -401,24 +401,10 @@ def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
                 gr.api(best_match, api_name="best_match")
             with gr.Tab("Ask (ViLT)"):
                 gr.Markdown(f"**Path:** {models.pretrained.answer.note}.")
-                with gr.Row():
-                    vqa_image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
-                    with gr.Column():
-                        question = gr.Textbox(label="Question", value="how many shapes are there?")
-                        ask_button = gr.Button("Answer", variant="primary")
-                        answers = gr.Label(label="Best answers", num_top_classes=3)
-                        vqa_note = gr.Markdown()
-                ask_button.click(answer, [vqa_image, question], [answers, vqa_note], api_name="answer")
+                ask_tab(answer)
             with gr.Tab("Caption (BLIP)"):
                 gr.Markdown(f"**Path:** {models.pretrained.caption.note}.")
-                with gr.Row():
-                    cap_image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
-                    with gr.Column():
-                        cap_button = gr.Button("Caption", variant="primary")
-                        cap_text = gr.Textbox(label="Caption")
-                        cap_source = gr.Image(label="Where a retrieval caption came from", height=160)
-                        cap_note = gr.Markdown()
-                cap_button.click(caption, [cap_image], [cap_text, cap_source, cap_note], api_name="caption")
+                caption_tab(caption)
             with gr.Tab("Listen (Whisper)"):
                 gr.Markdown(f"**Path:** {models.listen.note}.")
                 recording = gr.Audio(label="Clip", type="numpy", sources=["upload", "microphone"])

@@ -170,6 +170,32 @@ def spectrogram_picture(features: np.ndarray, seconds: float) -> np.ndarray:
     return np.repeat(np.repeat(rgb, repeat_rows, axis=0), repeat_cols, axis=1)
 
 
+def ask_tab(answer: Callable[..., Any]) -> None:
+    """The inside of a question-answering tab: picture and question in, best answers and the path's note
+    out, as the endpoint ``/answer`` (Chapters 8 and 10)."""
+    with gr.Row():
+        image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
+        with gr.Column():
+            question = gr.Textbox(label="Question", value=EXAMPLE_QUESTION)
+            button = gr.Button("Answer", variant="primary")
+            answers = gr.Label(label="Best answers", num_top_classes=3)
+            note = gr.Markdown()
+    button.click(answer, [image, question], [answers, note], api_name="answer")
+
+
+def caption_tab(caption: Callable[..., Any]) -> None:
+    """The inside of a captioning tab: picture in; caption, the gallery picture a retrieval caption came
+    from, and the path's note out, as the endpoint ``/caption`` (Chapters 8 and 10)."""
+    with gr.Row():
+        image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
+        with gr.Column():
+            button = gr.Button("Caption", variant="primary")
+            text = gr.Textbox(label="Caption")
+            source = gr.Image(label="Where a retrieval caption came from", height=160)
+            note = gr.Markdown()
+    button.click(caption, [image], [text, source, note], api_name="caption")
+
+
 def build_pretrained_app(models: PretrainedModels | None = None) -> gr.Blocks:
     """Six tasks in six tabs: ask (ViLT), caption (BLIP), zero-shot (CLIP), speech (Whisper), text (GPT-2),
     draw (Stable Diffusion). Without ``models``, :func:`load_models` decides online or offline (Chapter 8)."""
@@ -260,23 +286,9 @@ def build_pretrained_app(models: PretrainedModels | None = None) -> gr.Blocks:
                     "cannot do.")
         with gr.Tabs():
             with gr.Tab("Ask (ViLT)"):
-                with gr.Row():
-                    vqa_image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
-                    with gr.Column():
-                        question = gr.Textbox(label="Question", value=EXAMPLE_QUESTION)
-                        ask_button = gr.Button("Answer", variant="primary")
-                        answers = gr.Label(label="Best answers", num_top_classes=3)
-                        vqa_note = gr.Markdown()
-                ask_button.click(answer, [vqa_image, question], [answers, vqa_note], api_name="answer")
+                ask_tab(answer)
             with gr.Tab("Caption (BLIP)"):
-                with gr.Row():
-                    cap_image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
-                    with gr.Column():
-                        cap_button = gr.Button("Caption", variant="primary")
-                        cap_text = gr.Textbox(label="Caption")
-                        cap_source = gr.Image(label="Where a retrieval caption came from", height=160)
-                        cap_note = gr.Markdown()
-                cap_button.click(caption, [cap_image], [cap_text, cap_source, cap_note], api_name="caption")
+                caption_tab(caption)
             with gr.Tab("Zero-shot (CLIP)"):
                 with gr.Row():
                     zs_image = gr.Image(label="Picture", type="filepath", image_mode=None, height=256)
@@ -311,4 +323,5 @@ def build_pretrained_app(models: PretrainedModels | None = None) -> gr.Blocks:
     return demo
 
 
-__all__ = ["PretrainedModels", "Task", "build_pretrained_app", "load_models", "spectrogram_picture"]
+__all__ = ["PretrainedModels", "Task", "ask_tab", "build_pretrained_app", "caption_tab", "load_models",
+           "spectrogram_picture"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import wave
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,6 +26,18 @@ def to_int16(audio: np.ndarray) -> np.ndarray:
     here keeps the loudness of the clip, so a small shape still sounds quieter than a large one.
     """
     return np.rint(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
+    """Save float samples in [-1, 1] as a mono 16-bit WAV file at ``path`` and return the path (Chapter 10,
+    and the tests that upload clips)."""
+    path = Path(path)
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(to_int16(np.asarray(audio, dtype=np.float64)).tobytes())
+    return path
 
 
 def generate(
