@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export MMBOOK_OFFLINE := 1
 endif
 
-.PHONY: book test lint unit notebooks html-check bench clean setup
+.PHONY: book test lint unit notebooks html-check bench checkpoints clean setup
 
 book: setup
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -46,6 +46,9 @@ notebooks: setup
 
 bench: setup
 	$(BIN)/python scripts/bench.py $(CHAPTERS)
+
+checkpoints: setup
+	$(BIN)/python scripts/ship_checkpoints.py $(MODELS)
 
 setup: $(STAMP) $(ASSETS)
 

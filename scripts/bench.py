@@ -1,15 +1,22 @@
 """`make bench` (or `make bench CHAPTERS="02 05"`): execute every chapter cold and record wall time and
 peak memory in book/runtimes.json.
 
-"Cold" means a fresh kernel and an empty model cache (the book's small models are trained again). Each
+"Cold" means a fresh kernel and an empty model cache, as a reader meets the chapter on a new machine: the
+models the chapter teaches are trained, the others come from the checkpoints shipped with mmbook. Each
 chapter runs in its own child process; the peak resident memory is that of the largest process in the
 child's tree (the kernel), read from ``wait4``. The book shows the table as each chapter's badge and on
 the "Run times" page. This is a benchmark, not a timed test.
+
+Each entry also records the ``mmbook`` modules the chapter's kernel loaded and a fingerprint of the
+chapter's code cells and those modules' sources; tests/test_notebooks.py fails when a chapter or the code
+it runs changed after its badge was measured, and when a chapter is over the 120-second budget.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import importlib.util
 import json
 import os
 import platform
@@ -23,12 +30,50 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "book" / "runtimes.json"
 
 
-def run_one(path: str) -> None:
+#: The last cell bench appends to a chapter: it prints the ``mmbook`` modules the chapter's kernel loaded.
+MODULES_CELL = (
+    "import json as _json, sys as _sys\n"
+    "print(_json.dumps(sorted(m for m in _sys.modules if m == 'mmbook' or m.startswith('mmbook.'))))"
+)
+
+
+def code_cells(path: Path) -> list[str]:
+    """The sources of the code cells of the notebook ``path``, in order."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            for c in cells if c["cell_type"] == "code"]  # fmt: skip
+
+
+def module_file(name: str) -> Path | None:
+    """The source file of the module ``name``, or ``None`` when it no longer exists."""
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    return Path(spec.origin) if spec and spec.origin and spec.origin.endswith(".py") else None
+
+
+def fingerprint(path: Path, modules: list[str]) -> str:
+    """SHA-256 of what a chapter's run time depends on: its code cells and the source of every ``mmbook``
+    module its kernel loaded. A badge whose fingerprint differs was measured on other code."""
+    digest = hashlib.sha256()
+    for source in code_cells(path):
+        digest.update(source.encode() + b"\0")
+    for name in sorted(modules):
+        file = module_file(name)
+        digest.update(name.encode() + b"\0" + (file.read_bytes() if file else b"<missing>") + b"\0")
+    return digest.hexdigest()
+
+
+def run_one(path: str, modules_out: str) -> None:
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(MODULES_CELL))
     NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(Path(path).parent)}}).execute()
+    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+    Path(modules_out).write_text(printed.strip().splitlines()[-1], encoding="utf-8")
 
 
 def machine() -> str:
@@ -39,13 +84,16 @@ def bench(path: Path) -> dict:
     env = dict(os.environ, MMBOOK_DEMO_MODE="snapshot")
     with tempfile.TemporaryDirectory() as cache:
         env["MMBOOK_CACHE"] = cache
+        modules_out = Path(cache) / "modules.json"
         start = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, __file__, "--one", str(path)], env=env)
+        proc = subprocess.Popen([sys.executable, __file__, "--one", str(path), str(modules_out)], env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"bench: {path.name} failed")
-    return {"wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024), "machine": machine()}
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"bench: {path.name} failed")
+        modules = json.loads(modules_out.read_text(encoding="utf-8"))
+    return {"wall_s": round(wall, 1), "peak_mb": round(usage.ru_maxrss / 1024), "machine": machine(),
+            "fingerprint": fingerprint(path, modules), "modules": modules}  # fmt: skip
 
 
 def main(names: list[str]) -> int:
@@ -67,7 +115,7 @@ def main(names: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--one":
-        run_one(sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[1] == "--one":
+        run_one(sys.argv[2], sys.argv[3])
     else:
         sys.exit(main(sys.argv[1:]))

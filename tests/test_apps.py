@@ -11,6 +11,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from mmbook.apps import APPS, build_digits_app, build_hello_app, build_textgen_app
 from mmbook.apps.digits import to_digit_image
+from mmbook.limits import MAX_TEXT_CHARS
 from PIL import Image
 
 
@@ -33,8 +34,8 @@ def test_hello(running_app) -> None:
     assert client.predict("Ada", api_name="/greet") == "Hello, Ada!"
     with pytest.raises(AppError, match="Please type a name"):
         client.predict("   ", api_name="/greet")
-    with pytest.raises(AppError, match="at most 100"):
-        client.predict("x" * 101, api_name="/greet")
+    with pytest.raises(AppError, match=f"at most {MAX_TEXT_CHARS}"):
+        client.predict("x" * (MAX_TEXT_CHARS + 1), api_name="/greet")
     assert client.predict("Grace", api_name="/greet") == "Hello, Grace!"  # still serving
 
 
@@ -44,8 +45,8 @@ def test_textgen(running_app) -> None:
     assert text.startswith("a blue") and len(text) > len("a blue")
     with pytest.raises(AppError, match="Please type"):
         client.predict("", 6, api_name="/complete")
-    with pytest.raises(AppError, match="at most 500"):
-        client.predict("word " * 200, 6, api_name="/complete")
+    with pytest.raises(AppError, match=f"at most {MAX_TEXT_CHARS}"):
+        client.predict("word " * MAX_TEXT_CHARS, 6, api_name="/complete")
 
 
 def _digit_png(tmp_path, digit: int, *, dark_on_light: bool = False, mode: str = "RGB") -> str:
@@ -84,8 +85,8 @@ def test_digits_bad_input(running_app, tmp_path) -> None:
     client = running_app(build_digits_app())
     with pytest.raises(AppError, match="Please upload"):
         client.predict(None, "an even number", api_name="/classify")
-    with pytest.raises(AppError, match="at most 300"):
-        client.predict(handle_file(_digit_png(tmp_path, 1)), "odd " * 100, api_name="/classify")
+    with pytest.raises(AppError, match=f"at most {MAX_TEXT_CHARS}"):
+        client.predict(handle_file(_digit_png(tmp_path, 1)), "odd " * MAX_TEXT_CHARS, api_name="/classify")
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_bytes(b"this is not a picture")
     with pytest.raises(AppError):

@@ -7,12 +7,13 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import vlm_toy
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from mmbook import audio, tasks
+from mmbook import chat, tasks, tone_reader
 from mmbook.apps import APPS
 from mmbook.apps.assistant import (
-    MAX_FILE_SIZE,
+    Assistant,
     AssistantModels,
     Route,
     build_assistant_app,
@@ -21,16 +22,26 @@ from mmbook.apps.assistant import (
     route,
     search_query,
 )
-from mmbook.apps.shapes import write_wav
+from mmbook.apps.common import write_wav
 from mmbook.data import make_shapes
+from mmbook.limits import MAX_FILE_SIZE, MAX_PIXELS, MAX_TEXT_CHARS
+from mmbook.pretrained import Task
 from PIL import Image
 
 SCENE_SEED = 5
+#: What :func:`mmbook.apps.common.raw` says when Gradio cannot open an uploaded picture.
+UNREADABLE = "could not be read as a picture (UnidentifiedImageError); please upload"
 
 
 @pytest.fixture(scope="module")
-def models() -> AssistantModels:
-    return load_assistant_models(offline=True, lazy=False)
+def models(tmp_path_factory) -> AssistantModels:
+    """The offline models, but a small random LLaVA checkpoint for the vision-language tool (fast; the trained
+    tiny VLM is tested in test_apps_vlm_chat.py)."""
+    loaded = load_assistant_models(offline=True)
+    folder = vlm_toy.save_random_llava(tmp_path_factory.mktemp("llava"))
+    loaded.vlm = Task("a small random LLaVA checkpoint (tests)", lambda: chat.load_chat_model(source=folder))
+    loaded.preload()
+    return loaded
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +89,7 @@ def client(models) -> Iterator[Client]:
 
 
 def truth(seed: int = SCENE_SEED) -> str:
-    return audio.words_for(make_shapes(1, seed=seed, max_shapes=3).attributes[0])
+    return tone_reader.words_for(make_shapes(1, seed=seed, max_shapes=3).attributes[0])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -184,19 +195,19 @@ def test_the_chat_routes_and_names_the_tool(client, files) -> None:
     ("endpoint", "args", "message"),
     [
         ("/search", ("", 4), "Please type a description"),
-        ("/search", ("a red " * 60, 4), "the limit is 300"),
+        ("/search", ("a red " * 90, 4), f"the limit is {MAX_TEXT_CHARS}"),
         ("/search", ("a red spaceship", 4), "'spaceship'"),
         ("/best_match", ("   ",), "Please type a description"),
         ("/answer", (None, "how many shapes are there?"), "Please upload a picture"),
         ("/answer", ("tiny", "how many shapes are there?"), "1×1 pixels, too small"),
         ("/answer", ("huge", "how many shapes are there?"), "100 megapixels"),
-        ("/answer", ("corrupt", "how many shapes are there?"), "cannot identify image file"),
-        ("/answer", ("notes", "how many shapes are there?"), "cannot identify image file"),
+        ("/answer", ("corrupt", "how many shapes are there?"), UNREADABLE),
+        ("/answer", ("notes", "how many shapes are there?"), UNREADABLE),
         ("/answer", ("scene", ""), "Please type the question"),
         ("/answer", ("scene", "how many " * 60), "the limit is 500"),
         ("/answer", ("scene", "what colour is the spaceship?"), "never saw the word(s) 'spaceship'"),
         ("/caption", (None,), "Please upload a picture"),
-        ("/caption", ("huge",), "the limit is 40 megapixels"),
+        ("/caption", ("huge",), f"the limit is {MAX_PIXELS:,} pixels"),
         ("/transcribe", (None,), "Please record or upload a clip"),
         ("/transcribe", ("silent",), "The clip is silent"),
         ("/transcribe", ("long",), "lasts 31.0 s"),
@@ -246,3 +257,42 @@ def test_the_space_folder(tmp_path) -> None:
     assert sorted(p.name for p in written) == ["README.md", "app.py", "requirements.txt"]
     assert "APPS['assistant']()" in (tmp_path / "space" / "app.py").read_text()
     assert "sdk: gradio" in (tmp_path / "space" / "README.md").read_text()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Chapter 11: ask anything about the picture
+
+
+def test_free_form_questions_about_the_last_picture_go_to_the_vlm() -> None:
+    history = [{"role": "user", "content": [{"type": "file", "file": {"path": "/tmp/scene.png"}}]}]
+    assert route({"text": "describe the picture."}, history) == Route("vlm", "describe the picture.", "/tmp/scene.png")
+    assert route({"text": "what is left of the circle?"}, history).tool == "vlm"
+    assert route({"text": "how many shapes are there?"}, history).tool == "answer"  # a kind the ViLT knows
+    assert route({"text": "describe the picture."}).tool == "help"  # no picture yet
+
+
+def test_ask_anything_streams_in_its_tab_and_answers_in_the_chat(client, models, files) -> None:
+    job = client.submit(handle_file(files["scene"]), "describe the picture.", 6, api_name="/ask_anything")
+    final, note = job.result()
+    texts = [text for text, _ in job.outputs() if text]
+    assert texts[-1] == final and all(b.startswith(a) for a, b in zip(texts, texts[1:], strict=False))
+    assert final == chat.answer(models.vlm.get(), files["scene"], "describe the picture.", 6)
+    assert "random LLaVA" in note
+    history = [{"role": "user", "content": [{"type": "file", "file": {"path": files["scene"]}}]}]
+    reply = Assistant(models).chat({"text": "describe the picture."}, history)
+    assert reply.startswith("*Tool: ask anything (vision-language model).*") and "random LLaVA" in reply
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((None, "describe the picture.", 8), "add a picture"), (("scene", "", 8), "type the question"),
+     (("scene", "x" * 100_000, 8), "100,000 characters"), (("scene", "describe the picture.", 0), "from 1 to"),
+     (("scene", "describe the picture.", None), "from 1 to"), (("tiny", "describe the picture.", 8), "too small"),
+     (("corrupt", "describe the picture.", 8), "could not be read|not a picture|cannot identify")],
+)  # fmt: skip
+def test_ask_anything_refuses_bad_input_and_keeps_serving(client, files, args, message) -> None:
+    picture = handle_file(files[args[0]]) if args[0] else None
+    with pytest.raises(AppError, match=message):
+        client.predict(picture, *args[1:], api_name="/ask_anything")
+    final, _ = client.predict(handle_file(files["scene"]), "describe the picture.", 2, api_name="/ask_anything")
+    assert isinstance(final, str) and final

@@ -9,8 +9,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from mmbook.apps import APPS, build_attention_app
 from mmbook.apps.attention import locate
-from mmbook.attention import FINDER_WORDS, finder_examples, scene, shape_finder
 from mmbook.data import POSITIONS, make_shapes
+from mmbook.shape_finder import FINDER_WORDS, finder_examples, scene, shape_finder
 from PIL import Image
 
 # scene 5 holds one red shape, in the left cell; scene 6 one diamond, bottom right; scene 3 no red shape
@@ -99,5 +99,5 @@ def test_corrupt_upload_is_refused_and_the_server_keeps_serving(running_app, tmp
 def test_pictures_that_are_not_rgb_or_too_large_are_refused() -> None:
     with pytest.raises(gr.Error, match=r"Expected an RGB picture, got an array of shape \(8, 8\)"):
         locate(RED_SEED, "red", np.zeros((8, 8), np.uint8))
-    with pytest.raises(gr.Error, match="under 16 megapixels"):
+    with pytest.raises(gr.Error, match="please use one of at most 16,777,216"):
         locate(RED_SEED, "red", np.zeros((4097, 4097, 3), np.uint8))

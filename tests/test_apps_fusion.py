@@ -8,9 +8,10 @@ import pytest
 from gradio_client.exceptions import AppError
 from mmbook.apps import APPS, build_fusion_app
 from mmbook.apps.fusion import HEADERS, ask, cell_heat, named_cell
-from mmbook.attention import heat_overlay
 from mmbook.data import make_shapes
-from mmbook.fusion import METHODS, fusion_models
+from mmbook.experiments.fusion_bench import FUSION_DEMO, color_at_task, fusion_models
+from mmbook.fusion import METHODS, predict
+from mmbook.viz import heat_overlay
 from PIL import Image
 
 # scene 6: a blue shape in the top left cell, nothing in the center; scene 3: yellow top left, purple center
@@ -37,11 +38,16 @@ def test_scenes_used_below_are_what_the_tests_say() -> None:
     assert _scene(OTHER_SEED)["top left"] == "yellow" and _scene(OTHER_SEED)["center"] == "purple"
 
 
-def test_cached_models_meet_their_measured_accuracy() -> None:
+def test_the_served_weights_score_what_their_record_says() -> None:
     models = fusion_models()
     assert list(models) == list(METHODS)
-    assert models["cross-attention"].accuracy["both"] > 0.9
-    assert models["late"].accuracy["both"] < 0.6  # the colour depends on the cell: late fusion cannot combine them
+    s = FUSION_DEMO
+    task = color_at_task(s.n_images, seed=s.seed)
+    test = np.flatnonzero(task.image >= s.train_images)
+    scored = {m: float((predict(models[m], task, test) == task.labels[test]).float().mean()) for m in METHODS}
+    assert scored == pytest.approx({m: models[m].accuracy["both"] for m in METHODS}, abs=1e-6)
+    assert scored["cross-attention"] > 0.9
+    assert scored["late"] < 0.6  # the colour depends on the cell: late fusion cannot combine them
 
 
 def test_named_cell_takes_the_longest_phrase() -> None:
@@ -129,7 +135,7 @@ def test_dropping_the_question_leaves_only_the_picture(running_app) -> None:
         (SEED, "x" * 5000, "nothing", "do not know the word 'x{39}…'"),
         (SEED, "what color is the shape 3?", "nothing", "do not know the word '3'"),
         (SEED, " ".join(["the"] * 41), "nothing", "too long: 41 words"),
-        (SEED, QUESTION, "everything", "not in the list of choices"),  # the radio's own check
+        (SEED, QUESTION, "everything", "What to hide must be one of"),
         (SEED, QUESTION, None, "Please choose what to hide from the models"),
     ],
 )

@@ -1,11 +1,11 @@
-"""The input checks every app shares (mmbook.apps.inputs), called directly."""
+"""The input checks every app shares (mmbook.apps.common), called directly."""
 
 from __future__ import annotations
 
-import gradio as gr
 import numpy as np
 import pytest
-from mmbook.apps.inputs import shapes_text, shorten, whole_number
+from mmbook.apps.common import shapes_text, shorten, whole_number
+from mmbook.errors import InputError
 
 VOCABULARY = frozenset({"a", "red", "circle", "in", "the", "center", "?", ","})
 
@@ -29,7 +29,7 @@ def test_whole_number_accepts_integral_values(value: object, expected: int) -> N
     ],
 )
 def test_whole_number_refuses_with_a_clear_message(value: object, message: str) -> None:
-    with pytest.raises(gr.Error, match=message):
+    with pytest.raises(InputError, match=message):
         whole_number(value, "seed", 0, 10, alternative=", or upload a picture")
 
 
@@ -56,6 +56,6 @@ def test_shapes_text_strips_and_accepts_known_words() -> None:
     ],
 )
 def test_shapes_text_refuses_with_a_clear_message(value: object, message: str) -> None:
-    with pytest.raises(gr.Error, match=message):
+    with pytest.raises(InputError, match=message):
         shapes_text(value, "caption", example="a red circle", vocabulary=VOCABULARY, max_words=8,
                     reader="The matcher does not")

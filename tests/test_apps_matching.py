@@ -9,8 +9,8 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from mmbook.apps import APPS, build_matching_app
 from mmbook.apps.matching import EXAMPLE_CAPTION, EXAMPLE_SEED, MAX_WORDS, match, patch_heat, score
-from mmbook.attention import heat_overlay
 from mmbook.data import make_shapes
+from mmbook.viz import heat_overlay
 from PIL import Image
 
 
@@ -112,7 +112,7 @@ def test_odd_pictures_are_refused_or_converted() -> None:
     for image, message in [
         (np.zeros((8, 8, 2), np.uint8), r"Expected an RGB picture, got an array of shape \(8, 8, 2\)"),
         (np.zeros((0, 8, 3), np.uint8), "Expected an RGB picture"),
-        (np.zeros((4097, 4097, 3), np.uint8), "under 16 megapixels"),
+        (np.zeros((4097, 4097, 3), np.uint8), "please use one of at most 16,777,216"),
         (np.zeros((10, 500, 3), np.uint8), "500×10 pixels; the matcher needs a roughly square picture"),
         (np.full((8, 8, 3), np.nan), "must be finite numbers"),
     ]:

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from mmbook import hub, standins, tasks
+from mmbook import hub, random_checkpoints, retrieval_captioner, tasks, tiny_vilt
 from mmbook.apps import APPS, build_pretrained_app
-from mmbook.apps.pretrained import PretrainedModels, Task, load_models
-from mmbook.apps.shapes import write_wav
+from mmbook.apps.common import write_wav
 from mmbook.data import make_shapes
+from mmbook.limits import MAX_PIXELS
+from mmbook.pretrained import PretrainedModels, Task, load_models
 from PIL import Image
 
 
@@ -57,11 +58,11 @@ def test_registered() -> None:
 def test_every_offline_tab_says_which_path_runs(running_app, models, files) -> None:
     client = running_app(build_pretrained_app(models))
     answers, note = client.predict(handle_file(files["scene"]), "how many shapes are there?", api_name="/answer")
-    assert answers["label"] in standins.vilt_config(standins.bert_tokenizer()).id2label.values()
+    assert answers["label"] in tiny_vilt.vilt_config(tiny_vilt.bert_tokenizer()).id2label.values()
     assert "offline: the tiny ViLT" in note and "count questions right" in note and "without the picture" in note
     text, source, note = client.predict(handle_file(files["scene"]), api_name="/caption")
     assert "retrieval caption" in note and "nothing was generated" in note and source is not None
-    assert text in standins.retrieval_captioner().captions
+    assert text in retrieval_captioner.retrieval_captioner().captions
     scores, note = client.predict(handle_file(files["scene"]), "red, green, blue", "a {} shape", api_name="/classify")
     assert {c["label"] for c in scores["confidences"]} == {"red", "green", "blue"} and "tiny CLIP" in note
     text, mel, note = client.predict(handle_file(files["sound"]), api_name="/transcribe")
@@ -97,7 +98,7 @@ def test_odd_image_modes_are_converted(running_app, models, files, name) -> None
     [
         ("/answer", ("tiny", "how many shapes are there?"), "1×1 pixels, too small"),
         ("/answer", ("huge", "how many shapes are there?"), "100 megapixels"),
-        ("/caption", ("huge",), "the limit is 40 megapixels"),
+        ("/caption", ("huge",), f"the limit is {MAX_PIXELS:,} pixels"),
         ("/answer", ("scene", ""), "Please type the question"),
         ("/answer", ("scene", "   "), "Please type the question"),
         ("/answer", ("scene", "what colour is the spaceship?"), "never saw the word(s) 'spaceship'"),
@@ -110,7 +111,7 @@ def test_odd_image_modes_are_converted(running_app, models, files, name) -> None
         ("/transcribe", ("silent",), "The clip is silent"),
         ("/transcribe", ("long",), "lasts 31.0 s"),
         ("/complete", ("", 5), "Please type the beginning"),
-        ("/complete", ("a red", 0), "Value 0 is less than minimum value 1"),
+        ("/complete", ("a red", 0), "number of new tokens must be a whole number from 1 to 100; got 0"),
         ("/draw", ("a red circle",), "diffusers"),
     ],
 )
@@ -125,9 +126,10 @@ def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(running_app
 
 
 def test_a_corrupt_file_is_refused(running_app, models, files) -> None:
-    """Gradio itself opens an uploaded picture first, so its own message names the problem."""
+    """Gradio itself opens an uploaded picture first; :func:`mmbook.apps.common.raw` turns its failure into a
+    message that says what the upload should have been."""
     client = running_app(build_pretrained_app(models))
-    with pytest.raises(AppError, match="cannot identify image file"):
+    with pytest.raises(AppError, match=r"could not be read as a picture \(UnidentifiedImageError\); please upload"):
         client.predict(handle_file(files["corrupt"]), "how many shapes are there?", api_name="/answer")
     answers, _ = client.predict(handle_file(files["scene"]), "how many shapes are there?", api_name="/answer")
     assert answers["label"]
@@ -137,8 +139,9 @@ def test_the_blip_and_whisper_code_paths_through_the_app(running_app, models, fi
     """The online tabs' code on tiny random checkpoints of the real classes: types only, never the text."""
     from transformers import pipeline
 
-    blip = hub.load("blip", source=standins.save_random_blip(tmp_path / "blip"))
-    whisper = pipeline("automatic-speech-recognition", model=str(standins.save_random_whisper(tmp_path / "whisper")))
+    blip = hub.load("blip", source=random_checkpoints.save_random_blip(tmp_path / "blip"))
+    whisper_folder = random_checkpoints.save_random_whisper(tmp_path / "whisper")
+    whisper = pipeline("automatic-speech-recognition", model=str(whisper_folder))
     online_like = PretrainedModels(
         online=True, classify=models.classify, answer=models.answer, complete=models.complete,
         caption=Task("a random BLIP (test)", value=blip), transcribe=Task("a random Whisper (test)", value=whisper),

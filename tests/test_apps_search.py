@@ -8,8 +8,10 @@ import torch
 from gradio_client.exceptions import AppError
 from mmbook import contrastive, zoo
 from mmbook.apps import APPS, build_search_app
-from mmbook.apps.search import DISPLAY_SIZE, MAX_QUERY_CHARS, MAX_RESULTS, SearchIndex
+from mmbook.apps.search import DISPLAY_SIZE
 from mmbook.data import make_shapes
+from mmbook.limits import MAX_TEXT_CHARS
+from mmbook.search import MAX_RESULTS, SearchIndex
 from mmbook.viz import upscale_nearest
 from PIL import Image
 
@@ -55,12 +57,13 @@ def test_the_index_embeds_each_picture_once_and_searches_by_cosine(index) -> Non
     [
         ("", 5, "Please type a description"),
         ("   ", 5, "Please type a description"),
-        ("a red " * 60, 5, f"the limit is {MAX_QUERY_CHARS}"),
+        ("a red " * 90, 5, f"the limit is {MAX_TEXT_CHARS}"),
         ("a red circle and a spaceship", 5, "never seen the word(s) 'spaceship'"),
         ("ein roter kreis", 5, "'ein', 'kreis', 'roter'"),
         ("red " * 70, 5, "tokens; the text encoder reads at most 48"),
-        ("a red circle", 0, "Value 0 is less than minimum value 1"),  # the slider's own check
-        ("a red circle", MAX_RESULTS + 1, f"Value {MAX_RESULTS + 1} is greater than maximum value {MAX_RESULTS}"),
+        ("a red circle", 0, f"whole number from 1 to {MAX_RESULTS}; got 0"),
+        ("a red circle", MAX_RESULTS + 1, f"whole number from 1 to {MAX_RESULTS}; got {MAX_RESULTS + 1}"),
+        ("a red circle", None, "Please enter the number of results"),
         ("a red circle", 2.5, f"whole number from 1 to {MAX_RESULTS}"),
     ],
 )
@@ -73,8 +76,8 @@ def test_bad_input_gets_a_clear_message_and_the_server_keeps_serving(running_app
 
 
 def test_unknown_words_come_from_the_tokenizer_not_its_vocabulary_list() -> None:
-    from mmbook.apps.search import unknown_words
     from mmbook.data import tokenizer
+    from mmbook.search import unknown_words
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 

@@ -9,8 +9,10 @@ import pytest
 from gradio_client.exceptions import AppError
 from mmbook import demos
 from mmbook.apps import APPS, build_shapes_app
-from mmbook.apps.shapes import DISPLAY_SIZE, MAX_SEED, generate, to_int16
+from mmbook.apps.common import to_int16
+from mmbook.apps.shapes import DISPLAY_SIZE, generate
 from mmbook.data import QUESTION_TYPES, make_shapes
+from mmbook.limits import MAX_SEED
 from mmbook.viz import upscale_nearest
 from PIL import Image
 
@@ -61,15 +63,15 @@ def test_the_same_seed_gives_the_same_scene(running_app) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ((-1, 3, "64"), "seed must be a whole number from 0 to 4,294,967,295; got -1"),
-        ((10**30, 3, "64"), "seed must be a whole number from 0 to 4,294,967,295; got a 31-digit number"),
-        ((2.5, 3, "64"), "seed must be a whole number from 0 to 4,294,967,295; got 2.5"),
-        (("abc", 3, "64"), "seed must be a whole number from 0 to 4,294,967,295; got 'abc'"),
-        ((None, 3, "64"), "Please enter the seed, a whole number from 0 to 4,294,967,295"),
+        ((-1, 3, "64"), "seed must be a whole number from 0 to 1,000,000; got -1"),
+        ((10**30, 3, "64"), "seed must be a whole number from 0 to 1,000,000; got a 31-digit number"),
+        ((2.5, 3, "64"), "seed must be a whole number from 0 to 1,000,000; got 2.5"),
+        (("abc", 3, "64"), "seed must be a whole number from 0 to 1,000,000; got 'abc'"),
+        ((None, 3, "64"), "Please enter the seed, a whole number from 0 to 1,000,000"),
         ((7, 2.5, "64"), "number of shapes must be a whole number from 1 to 9; got 2.5"),
-        ((7, 0, "64"), "less than minimum value 1"),  # the slider's own bounds check
-        ((7, 10, "64"), "greater than maximum value 9"),
-        ((7, 3, "48"), "not in the list of choices"),  # the radio's own check
+        ((7, 0, "64"), "number of shapes must be a whole number from 1 to 9; got 0"),
+        ((7, 10, "64"), "number of shapes must be a whole number from 1 to 9; got 10"),
+        ((7, 3, "48"), "image size must be one of 32, 64; got 48"),
         ((7, 3, None), "Please enter the image size"),
     ],
 )

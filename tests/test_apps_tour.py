@@ -11,6 +11,7 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from mmbook.apps import APPS, tour
 from mmbook.data import make_shapes
+from mmbook.limits import MAX_TEXT_CHARS
 from mmbook.viz import upscale_nearest
 from PIL import Image
 
@@ -125,8 +126,8 @@ def test_streaming_yields_growing_text_and_progress_ends_with_the_total(running_
     assert sum(totals.values()) == pytest.approx(1)
     with pytest.raises(AppError, match="Please type something to stream"):
         client.predict("   ", api_name="/stream")
-    with pytest.raises(AppError, match="the limit is 200"):
-        client.predict("word " * 201, api_name="/stream")
+    with pytest.raises(AppError, match=f"the limit is {MAX_TEXT_CHARS}"):
+        client.predict("word " * MAX_TEXT_CHARS, api_name="/stream")
 
 
 def test_errors_stop_a_request_and_warnings_do_not(running_app, red_blue) -> None:

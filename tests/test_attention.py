@@ -9,24 +9,20 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmbook.attention import (
-    FINDER_WORDS,
     AdditiveAttention,
     CrossAttention,
     LearnedPositionalEncoding,
     MultiHeadAttention,
-    ShapeFinder,
-    _patchify,
     additive_attention,
     causal_mask,
-    finder_examples,
-    heat_overlay,
     masked_softmax,
     padding_mask,
     scaled_dot_product_attention,
     sinusoidal_positional_encoding,
-    word_ids,
 )
 from mmbook.data import make_shapes
+from mmbook.shape_finder import FINDER_WORDS, ShapeFinder, _patchify, finder_examples, word_ids
+from mmbook.viz import heat_overlay
 
 B, H, LQ, LK, D, DV = 2, 3, 5, 7, 8, 6
 

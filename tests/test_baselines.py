@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 from mmbook.baselines import SoftmaxRegression, late_fusion, softmax, softmax_regression_grad
@@ -47,3 +48,15 @@ def test_scratch_regression_agrees_with_scikit_learn() -> None:
     ours = SoftmaxRegression(l2=1e-2, lr=0.5, epochs=10_000).fit(x, y)
     theirs = LogisticRegression(C=1 / (1e-2 * len(y)), max_iter=5000, tol=1e-10).fit(x, y)
     assert np.allclose(ours.predict_proba(x), theirs.predict_proba(x), atol=1e-3)
+
+
+def test_thumbnail_is_the_mean_of_each_block() -> None:
+    from mmbook.baselines import thumbnail
+
+    images = np.random.default_rng(0).integers(0, 256, size=(3, 8, 12, 3), dtype=np.uint8)
+    thumbs = thumbnail(images, block=4)
+    assert thumbs.shape == (3, 2 * 3 * 3) and thumbs.dtype == np.float32
+    corner = images[1, 4:8, 8:12].astype(np.float64).mean(axis=(0, 1)) / 255  # block (1, 2) of picture 1
+    np.testing.assert_allclose(thumbs[1].reshape(2, 3, 3)[1, 2], corner, rtol=1e-6)
+    with pytest.raises(ValueError, match="multiples of block=5"):
+        thumbnail(images, block=5)

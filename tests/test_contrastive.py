@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -15,7 +16,17 @@ from mmbook.metrics import recall_at_k
 from PIL import Image
 from transformers import AutoProcessor, CLIPModel, pipeline
 
-SMALL = {**zoo.TINY_CLIP, "n_pairs": 64, "steps": 2, "batch_size": 16}
+SMALL = dataclasses.replace(zoo.TINY_CLIP, n_pairs=64, steps=2, batch_size=16)
+
+
+@pytest.fixture
+def small_clip(monkeypatch, tmp_path):
+    """A private model cache in which the registry's tiny CLIP is trained with :data:`SMALL` settings."""
+    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
+    monkeypatch.setitem(zoo.REGISTRY, "tiny-clip", dataclasses.replace(zoo.TINY_CLIP_ENTRY, settings=SMALL))
+    zoo.forget("tiny-clip")
+    yield tmp_path
+    zoo.forget("tiny-clip")
 
 
 def test_config_and_processor_fit_the_shapes_world() -> None:
@@ -98,41 +109,39 @@ def test_scene_relevance_ignores_size_and_order_only() -> None:
     assert relevance.tolist() == [[True, False, False, True]]
 
 
-def test_tiny_clip_is_trained_once_then_loaded(monkeypatch, tmp_path, capsys) -> None:
-    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    monkeypatch.setattr(zoo, "TINY_CLIP", SMALL)
+def test_tiny_clip_is_trained_once_then_loaded(small_clip, capsys) -> None:
     model, proc = zoo.tiny_clip()
-    assert "trained the tiny CLIP" in capsys.readouterr().out
+    assert "trained the tiny CLIP" in capsys.readouterr().out and zoo.tiny_clip() == (model, proc)
+    zoo.forget("tiny-clip")
     folder = zoo.tiny_clip_path()
     assert "loaded the tiny CLIP from the model cache" in capsys.readouterr().out
-    record = zoo.tiny_clip_record(folder)
-    assert len(record["losses"]) == SMALL["steps"] and record["steps"] == SMALL["steps"]
+    record = zoo.tiny_clip_record()
+    assert len(record["losses"]) == SMALL.steps and record["settings"]["steps"] == SMALL.steps
     assert isinstance(CLIPModel.from_pretrained(folder), CLIPModel)
     assert AutoProcessor.from_pretrained(folder).tokenizer.get_vocab() == proc.tokenizer.get_vocab()
 
 
 @pytest.mark.parametrize("damage", ["weights", "record", "settings"])
-def test_a_corrupt_or_outdated_tiny_clip_is_retrained_with_a_message(monkeypatch, tmp_path, capsys, damage) -> None:
-    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    monkeypatch.setattr(zoo, "TINY_CLIP", SMALL)
+def test_a_corrupt_or_outdated_tiny_clip_is_retrained_with_a_message(small_clip, capsys, damage) -> None:
     folder = zoo.tiny_clip_path()
+    zoo.forget("tiny-clip")
     capsys.readouterr()
+    record_file = folder / zoo.RECORD
     if damage == "weights":
         (folder / "model.safetensors").write_bytes(b"not a safetensors file")
     elif damage == "record":
-        (folder / "training.json").unlink()
+        record_file.unlink()
     else:
-        record = json.loads((folder / "training.json").read_text())
-        (folder / "training.json").write_text(json.dumps({**record, "steps": 1}))
+        record = json.loads(record_file.read_text())
+        record_file.write_text(json.dumps({**record, "settings": {**record["settings"], "steps": 1}}))
     model, _ = zoo.tiny_clip()
     out = capsys.readouterr().out
-    assert "tiny-clip" in out and "unusable" in out and "rebuilding" in out and "trained the tiny CLIP" in out
-    assert zoo.tiny_clip_record()["steps"] == SMALL["steps"] and isinstance(model, CLIPModel)
+    reason = "saved with other training settings" if damage == "settings" else "unusable"
+    assert "tiny-clip" in out and reason in out and "rebuilding" in out and "trained the tiny CLIP" in out
+    assert zoo.tiny_clip_record()["settings"]["steps"] == SMALL.steps and isinstance(model, CLIPModel)
 
 
-def test_the_hub_catalogue_has_clip_with_the_tiny_clip_offline(monkeypatch, tmp_path, capsys) -> None:
-    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    monkeypatch.setattr(zoo, "TINY_CLIP", SMALL)
+def test_the_hub_catalogue_has_clip_with_the_tiny_clip_offline(small_clip, capsys) -> None:
     assert hub.lookup("openai/clip-vit-base-patch32") is hub.lookup("clip")
     online = hub.resolve("clip", offline=False)
     assert online.source == "openai/clip-vit-base-patch32"
@@ -150,7 +159,6 @@ def test_the_hub_catalogue_has_clip_with_the_tiny_clip_offline(monkeypatch, tmp_
 def test_the_trained_tiny_clip_meets_the_books_targets() -> None:
     """The numbers Chapter 6 reports: text→image R@1 ≥ 80 % on 1,000 new pictures, colour zero-shot ≥ 90 %."""
     model, proc = zoo.tiny_clip()
-    assert zoo.tiny_clip_record()["train_seconds"] > 0
     gallery = make_shapes(1000, seed=2)
     images = contrastive.embed_images(model, contrastive.pixels(proc, gallery.images))
     texts = contrastive.embed_texts(model, *contrastive.tokens(proc, gallery.captions))

@@ -60,3 +60,19 @@ def test_setup_reports_where_it_runs(capsys) -> None:
     assert env.setup(seed=1) in {"cpu", "cuda", "mps"}
     line = capsys.readouterr().out
     assert "offline" in line and "seed=1" in line
+
+
+def test_torch_threads_sets_and_restores_the_thread_count() -> None:
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with env.torch_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with env.torch_threads(None):
+        assert torch.get_num_threads() == before
+    try:
+        with env.torch_threads(other):
+            raise KeyError("inside")
+    except KeyError:
+        pass
+    assert torch.get_num_threads() == before

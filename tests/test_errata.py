@@ -11,31 +11,24 @@ Test names are cited in ``book/errata.md``; keep the two in step.
 
 from __future__ import annotations
 
-import os
+import importlib.metadata
+import inspect
+import io
+from pathlib import Path
 
-# Must be set before gradio, huggingface_hub or transformers are imported.
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
-
-import importlib.metadata  # noqa: E402
-import inspect  # noqa: E402
-import io  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import gradio as gr  # noqa: E402
-import gradio.utils  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-import transformers  # noqa: E402
-from packaging.specifiers import SpecifierSet  # noqa: E402
-from PIL import Image  # noqa: E402
-from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS  # noqa: E402
-from tokenizers import ByteLevelBPETokenizer  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-from transformers import (  # noqa: E402
+import gradio as gr  # conftest.py switched telemetry and the hub off before this import
+import gradio.utils
+import numpy as np
+import pytest
+import torch
+import transformers
+from packaging.specifiers import SpecifierSet
+from PIL import Image
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from tokenizers import ByteLevelBPETokenizer
+from torch import nn
+from torch.nn import functional as F
+from transformers import (
     BertTokenizerFast,
     GPT2Config,
     GPT2LMHeadModel,
@@ -57,6 +50,14 @@ VQA_WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "what", "color", "is"
 # --------------------------------------------------------------------------------------------------
 # Fixtures: offline stand-ins for hub checkpoints
 # --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch) -> None:
+    """Every test here runs offline with telemetry off, whatever the caller's environment says."""
+    for key, value in {"HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                       "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
+        monkeypatch.setenv(key, value)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""mmbook.fusion: the fusion modules' equations, missing modalities, bad input, and the benchmark task."""
+"""mmbook.fusion (modules, classifier) and mmbook.experiments.fusion_bench (tasks, benchmark): equations, bad input."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 import torch
 from mmbook.data import COLORS, POSITION_PHRASES, POSITIONS, make_shapes
-from mmbook.fusion import (
+from mmbook.experiments.fusion_bench import (
     COLOR_NAMES,
+    Run,
+    benchmark,
+    color_at_task,
+    digits_hint_task,
+    picture_cells,
+    run_one,
+)
+from mmbook.fusion import (
     FUSIONS,
     METHODS,
     ConcatFusion,
@@ -18,15 +26,9 @@ from mmbook.fusion import (
     FusionClassifier,
     GatedFusion,
     LowRankFusion,
-    Run,
     TensorFusion,
-    benchmark,
-    color_at_task,
-    digits_hint_task,
     drop_modalities,
-    picture_cells,
     predict,
-    run_one,
     train_fusion,
 )
 

@@ -1,10 +1,11 @@
-"""mmbook.hub and mmbook.zoo: the loading policy, offline, with a small model saved and loaded for real."""
+"""mmbook.hub: the loading policy, offline, with a small model saved and loaded for real (the model cache
+itself is tested in test_zoo.py)."""
 
 from __future__ import annotations
 
 import pytest
-from mmbook import hub, zoo
-from transformers import GPT2Config, GPT2LMHeadModel
+from mmbook import hub
+from transformers import GPT2LMHeadModel
 
 
 def test_lookup_by_name_and_hub_id() -> None:
@@ -50,47 +51,17 @@ def test_pipeline_refuses_a_wrong_task() -> None:
         hub.pipeline("text-to-image", "gpt2", offline=True)
 
 
-def _save_small_gpt2(folder) -> None:
-    GPT2LMHeadModel(GPT2Config(vocab_size=50, n_positions=16, n_embd=8, n_layer=1, n_head=2)).save_pretrained(folder)
-
-
-def _check_model(folder) -> None:
-    GPT2LMHeadModel.from_pretrained(folder)
-
-
-def test_corrupt_cache_is_rebuilt_with_a_message(monkeypatch, tmp_path, capsys) -> None:
-    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    folder = zoo.model_dir("small")
-    folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{ not json")
-    path = zoo.cached("small", _save_small_gpt2, _check_model)
-    out = capsys.readouterr().out
-    assert "unusable" in out and "rebuilding" in out
-    assert GPT2LMHeadModel.from_pretrained(path).config.n_layer == 1
-
-
-def test_cache_is_reused(monkeypatch, tmp_path) -> None:
-    monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    builds = []
-
-    def build(folder) -> None:
-        builds.append(folder)
-        _save_small_gpt2(folder)
-
-    first = zoo.cached("small", build, _check_model)
-    second = zoo.cached("small", build, _check_model)
-    assert first == second and len(builds) == 1
-
-
 # ----------------------------------------------------------------------------------------------------
 # Chapter 8: the catalogue
 
 
-def test_the_catalogue_holds_the_six_models_with_their_facts() -> None:
+def test_the_catalogue_holds_the_seven_models_with_their_facts() -> None:
     ids = {m.hub_id for m in hub.CATALOGUE.values()}
     assert ids == {"openai-community/gpt2", "openai/clip-vit-base-patch32", "Salesforce/blip-image-captioning-base",
-                   "dandelin/vilt-b32-finetuned-vqa", "openai/whisper-tiny",
+                   "dandelin/vilt-b32-finetuned-vqa", "openai/whisper-tiny", "HuggingFaceTB/SmolVLM-256M-Instruct",
                    "stable-diffusion-v1-5/stable-diffusion-v1-5"}
+    smolvlm = hub.lookup("HuggingFaceTB/SmolVLM-256M-Instruct")
+    assert smolvlm.task == "image-text-to-text" and smolvlm.licence == "Apache-2.0" and smolvlm.parameters is None
     assert hub.lookup("clip").parameters == 151_277_313 and hub.lookup("whisper").parameters == 37_760_640
     assert hub.lookup("vilt").download_mb == pytest.approx(117_588_537 * 4 / 1e6)
     assert hub.lookup("stable-diffusion").parameters is None and hub.lookup("stable-diffusion").download_mb is None
@@ -142,10 +113,10 @@ def test_stable_diffusion_names_everything_it_lacks(monkeypatch, capsys) -> None
 
 
 def test_load_runs_the_catalogue_classes_on_a_local_folder(tmp_path, capsys) -> None:
-    from mmbook import standins
+    from mmbook import random_checkpoints
     from transformers import BlipForConditionalGeneration, BlipProcessor
 
-    model, processor = hub.load("blip", source=standins.save_random_blip(tmp_path / "blip"))
+    model, processor = hub.load("blip", source=random_checkpoints.save_random_blip(tmp_path / "blip"))
     assert isinstance(model, BlipForConditionalGeneration) and isinstance(processor, BlipProcessor)
     assert not model.training and "[mmbook.hub] local:" in capsys.readouterr().out
 
@@ -156,3 +127,48 @@ def test_the_vqa_standin_loads_through_the_policy(capsys) -> None:
     model, processor = hub.load("vilt", offline=True)
     assert isinstance(model, ViltForQuestionAnswering) and isinstance(processor, ViltProcessor)
     assert "offline: the book's stand-in for dandelin/vilt-b32-finetuned-vqa" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Chapter 11: the vision-language model, its online branch run on a simulated checkpoint
+
+
+@pytest.fixture
+def simulated_smolvlm(tmp_path, monkeypatch):
+    """The catalogue's SmolVLM entry with its hub id resolved to a small random checkpoint of the same
+    format (an Idefics3 model and processor) saved in ``tmp_path``: the online branch runs for real."""
+    import dataclasses
+
+    import vlm_toy
+
+    folder = vlm_toy.save_random_smolvlm(tmp_path / "smolvlm")
+    monkeypatch.setitem(hub.CATALOGUE, "smolvlm", dataclasses.replace(hub.CATALOGUE["smolvlm"], hub_id=str(folder)))
+    return folder
+
+
+def test_the_vlm_online_branch_loads_and_answers(simulated_smolvlm, capsys) -> None:
+    from mmbook import chat
+    from mmbook.data import make_shapes
+    from transformers import Idefics3ForConditionalGeneration, Idefics3Processor
+
+    loaded = chat.load_chat_model(offline=False)
+    assert f"[mmbook.hub] online: {simulated_smolvlm}" in capsys.readouterr().out
+    assert isinstance(loaded.model, Idefics3ForConditionalGeneration)
+    assert isinstance(loaded.processor, Idefics3Processor)
+    assert loaded.online and loaded.note.startswith("Online:") and not loaded.model.training
+    picture = make_shapes(1, seed=3).images[0]
+    streamed = list(chat.stream_answer(loaded, picture, "what color is the circle?", 6))
+    assert streamed and all(b.startswith(a) for a, b in zip(streamed, streamed[1:], strict=False))
+    assert chat.answer(loaded, picture, "what color is the circle?", 6) == streamed[-1]
+
+
+def test_the_vlm_pipeline_runs_through_the_policy(simulated_smolvlm) -> None:
+    from mmbook.data import make_shapes
+    from PIL import Image
+
+    answer = hub.pipeline("image-text-to-text", "smolvlm", offline=False)
+    picture = Image.fromarray(make_shapes(1, seed=3).images[0])
+    messages = [{"role": "user", "content": [{"type": "image", "image": picture},
+                                             {"type": "text", "text": "describe the picture."}]}]  # fmt: skip
+    out = answer(text=messages, max_new_tokens=4, do_sample=False, return_full_text=False)
+    assert isinstance(out[0]["generated_text"], str)

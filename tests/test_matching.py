@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import Counter
 
@@ -9,31 +10,27 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mmbook import matching
+from mmbook import matching, zoo
 from mmbook.data import COLORS, POSITIONS, SHAPE_KINDS, SHAPES_VOCABULARY, TRAIN_COMBINATIONS, tokenizer, words
 from mmbook.data.shapes import COLOR_WORDS, KIND_WORDS
+from mmbook.experiments import book_matcher
+from mmbook.losses import bce_grad, bce_with_logits
 from mmbook.matching import (
     HARD_KINDS,
     MASK_ID,
     NEGATIVE_KINDS,
     Block,
     SingleStreamMatcher,
-    auc_trapezoid,
-    bce_grad,
-    bce_with_logits,
-    best_threshold,
-    binary_metrics,
     content_word_ids,
     encode_pairs,
     hard_negative,
     make_pairs,
     mask_content_words,
     pixels,
-    roc_auc,
-    roc_curve,
     scene_key,
     tokenize,
 )
+from mmbook.metrics import auc_trapezoid, best_threshold, binary_metrics, roc_auc, roc_curve
 from sklearn import metrics
 
 SCENE = [
@@ -309,8 +306,14 @@ def test_best_threshold_maximises_accuracy() -> None:
 # training, the cache and the trained model
 
 
-TINY = {**matching.MATCHER, "version": -1, "train_scenes": 60, "val_scenes": 20, "max_steps": 4, "batch_size": 16,
-        "eval_every": 2, "min_steps": 0}
+TINY = dataclasses.replace(book_matcher.MATCHER, train_scenes=60, val_scenes=20, max_steps=4, batch_size=16,
+                           eval_every=2, min_steps=0)
+
+
+def _use_settings(monkeypatch, settings: book_matcher.MatcherSettings) -> None:
+    """Let the registry train the matcher with ``settings``, with no copy of it loaded."""
+    monkeypatch.setitem(zoo.REGISTRY, "matcher", dataclasses.replace(book_matcher.MATCHER_ENTRY, settings=settings))
+    zoo.forget("matcher")
 
 
 def test_early_stopping_keeps_the_best_weights() -> None:
@@ -332,38 +335,37 @@ def test_early_stopping_keeps_the_best_weights() -> None:
 
 def test_cache_trains_loads_and_retrains_when_corrupt_or_stale(monkeypatch, tmp_path, capsys) -> None:
     monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    monkeypatch.setattr(matching, "MATCHER", TINY)
-    matching.matcher.cache_clear()
+    _use_settings(monkeypatch, TINY)
     try:
-        first = matching.matcher()
-        assert first.trained_now and "trained the matcher" in capsys.readouterr().out
+        first = book_matcher.matcher()
+        assert zoo.trained_now("matcher") and "trained the matcher" in capsys.readouterr().out
+        assert book_matcher.matcher() is first  # one shared copy
         folder = tmp_path / "models" / "matcher"
-        assert (folder / "model.safetensors").is_file() and (folder / "training.json").is_file()
-        matching.matcher.cache_clear()
-        again = matching.matcher()
-        assert not again.trained_now and "loaded the matcher from the model cache" in capsys.readouterr().out
+        assert (folder / "model.safetensors").is_file() and (folder / zoo.RECORD).is_file()
+        zoo.forget("matcher")
+        again = book_matcher.matcher()
+        assert not zoo.trained_now("matcher") and "loaded the matcher from the model cache" in capsys.readouterr().out
         for name, value in first.state_dict().items():
             torch.testing.assert_close(again.state_dict()[name], value)
         assert again.history.losses == first.history.losses
 
         (folder / "model.safetensors").write_bytes(b"not a checkpoint")
-        matching.matcher.cache_clear()
-        rebuilt = matching.matcher()
+        zoo.forget("matcher")
+        book_matcher.matcher()
         out = capsys.readouterr().out
-        assert rebuilt.trained_now and "unusable" in out and "rebuilding" in out
+        assert zoo.trained_now("matcher") and "unusable" in out and "rebuilding" in out
 
-        monkeypatch.setattr(matching, "MATCHER", {**TINY, "max_steps": 2})
-        matching.matcher.cache_clear()
-        stale = matching.matcher()
-        assert stale.trained_now and "saved with other training settings" in capsys.readouterr().out
+        _use_settings(monkeypatch, dataclasses.replace(TINY, max_steps=2))
+        stale = book_matcher.matcher()
+        assert zoo.trained_now("matcher") and "saved with other training settings" in capsys.readouterr().out
         assert stale.history.stopped_step == 2
     finally:
-        matching.matcher.cache_clear()
+        zoo.forget("matcher")
 
 
 def test_the_trained_matcher_beats_chance_on_test_pairs() -> None:
-    model = matching.matcher()
-    test = make_pairs(500, seed=matching.TEST_SEED)
+    model = book_matcher.matcher()
+    test = make_pairs(500, seed=book_matcher.TEST_SEED)
     probabilities = matching.match_probabilities(model, test.images, test.captions)
     accuracy = binary_metrics(test.labels, (probabilities >= 0.5).astype(int))["accuracy"]
     assert accuracy > 0.57
@@ -373,11 +375,10 @@ def test_the_trained_matcher_beats_chance_on_test_pairs() -> None:
 def test_the_first_training_works_under_no_grad(monkeypatch, tmp_path) -> None:
     """The app's first request may train the matcher from inside ``torch.no_grad`` (found by CI)."""
     monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    monkeypatch.setattr(matching, "MATCHER", TINY)
-    matching.matcher.cache_clear()
+    _use_settings(monkeypatch, TINY)
     try:
         with torch.no_grad():
-            model = matching.matcher()
-        assert model.trained_now
+            book_matcher.matcher()
+        assert zoo.trained_now("matcher")
     finally:
-        matching.matcher.cache_clear()
+        zoo.forget("matcher")

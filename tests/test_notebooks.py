@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import re
 from pathlib import Path
 
@@ -91,3 +93,26 @@ def test_chapter_file_names() -> None:
     for path in CHAPTERS:
         number, _, name = path.stem.partition("_")
         assert number.isdigit() and len(number) == 2 and name
+
+
+BUDGET_S = 120  # every chapter, cold, on a 2-core CPU
+RUNTIMES = json.loads((ROOT / "book" / "runtimes.json").read_text(encoding="utf-8"))["chapters"]
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("mmbook_bench", ROOT / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_badge_measured_on_this_code_within_budget(path: Path) -> None:
+    entry = RUNTIMES.get(path.stem)
+    again = f"run `make bench CHAPTERS={path.stem[:2]}`"
+    assert entry is not None, f"{path.stem} has no measured run time: {again}"
+    assert "fingerprint" in entry, f"{path.stem}'s badge predates fingerprints: {again}"
+    assert _bench_module().fingerprint(path, entry["modules"]) == entry["fingerprint"], (
+        f"{path.stem} or the mmbook code it runs changed after its run time was measured: {again}"
+    )
+    assert entry["wall_s"] <= BUDGET_S, f"{path.stem} took {entry['wall_s']} s cold, over {BUDGET_S} s"

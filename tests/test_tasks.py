@@ -84,9 +84,3 @@ def test_text_checks() -> None:
         tasks.check_text("a red unicorn", vocabulary={"a", "red"})
     with pytest.raises(tasks.InputError, match="the limit is 500"):
         tasks.check_text("x" * 501)
-
-
-def test_latency_is_a_median() -> None:
-    calls = []
-    seconds = tasks.latency(lambda: calls.append(1), repeats=3, warmup=2)
-    assert len(calls) == 5 and seconds >= 0

@@ -15,6 +15,16 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 
+def thumbnail(images: np.ndarray, block: int = 4) -> np.ndarray:
+    """uint8 pictures ``(N, H, W, C)`` → float32 ``(N, H/block · W/block · C)``: the mean of each
+    ``block × block`` square, scaled to [0, 1] (Chapter 2; Chapters 4 and 6 reuse it)."""
+    n, height, width, channels = images.shape
+    if height % block or width % block:
+        raise ValueError(f"the picture's sides ({height}×{width}) must be multiples of block={block}")
+    squares = images.astype(np.float32).reshape(n, height // block, block, width // block, block, channels)
+    return squares.mean(axis=(2, 4)).reshape(n, -1) / 255
+
+
 def image_features(images: np.ndarray) -> np.ndarray:
     """Flatten ``(N, 8, 8)`` images in [0, 1] into ``(N, 64)`` feature vectors (Chapter 1)."""
     images = np.asarray(images, dtype=np.float64)

@@ -3,13 +3,16 @@
 ``glue`` stores a value computed by a cell so that the prose can cite it ({glue:text}`name`) instead of
 a number typed by hand; outside a book build (Colab, plain Jupyter) it simply returns the value.
 ``show_source`` displays the code of an ``mmbook`` function or class, so the code a reader reads is the
-code the package runs.
+code the package runs. :data:`CHAPTER_CODE` declares, for each chapter, the lesson code it introduces and
+the harness it runs; a test checks that every public name of the lesson code is shown in the chapter or
+listed as harness.
 """
 
 from __future__ import annotations
 
 import inspect
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,101 @@ def student_edition(source: str | Path, target: str | Path) -> int:
             removed += count
     nbformat.write(nb, target)
     return removed
+
+
+@dataclass(frozen=True)
+class ChapterCode:
+    """The package code one chapter introduces and the code it merely runs (Chapter 1, for every chapter).
+
+    ``lesson``: modules (``"mmbook.fusion"``) or single names (``"mmbook.losses:clip_loss"``) whose public
+    functions and classes the chapter teaches: each is displayed with :func:`show_source` in the chapter,
+    or listed in ``harness_names``. ``harness``: the modules of experiment machinery (task data, benchmark
+    runners, demo models, apps) the chapter uses without teaching them. ``harness_names``: public names of
+    the lesson modules that are plumbing (``"module:name"``), used but not displayed.
+    """
+
+    lesson: tuple[str, ...]
+    harness: tuple[str, ...] = ()
+    harness_names: tuple[str, ...] = ()
+
+
+#: What each chapter teaches and what it runs, by notebook name (``code/README.md`` renders it as a table).
+CHAPTER_CODE: dict[str, ChapterCode] = {
+    "01_background": ChapterCode(
+        lesson=("mmbook.baselines:SoftmaxRegression", "mmbook.baselines:softmax_regression_grad",
+                "mmbook.baselines:softmax", "mmbook.baselines:late_fusion", "mmbook.baselines:image_features",
+                "mmbook.baselines:DigitsWithHints"),
+        harness=("mmbook.data", "mmbook.apps.hello", "mmbook.apps.textgen", "mmbook.apps.digits", "mmbook.demos"),
+        harness_names=("mmbook.baselines:DigitsWithHints", "mmbook.baselines:image_features",
+                       "mmbook.baselines:late_fusion", "mmbook.baselines:softmax"),
+    ),
+    "02_core_concepts": ChapterCode(
+        lesson=("mmbook.baselines:thumbnail",),
+        harness=("mmbook.data", "mmbook.baselines", "mmbook.losses", "mmbook.apps.shapes", "mmbook.viz",
+                 "mmbook.demos"),
+    ),
+    "03_encoders": ChapterCode(
+        lesson=("mmbook.encoders",),
+        harness=("mmbook.data", "mmbook.env"),
+        harness_names=("mmbook.encoders:count_parameters",),
+    ),
+    "04_attention": ChapterCode(
+        lesson=("mmbook.attention", "mmbook.shape_finder"),
+        harness=("mmbook.baselines", "mmbook.timing", "mmbook.env", "mmbook.apps.attention", "mmbook.viz"),
+        harness_names=("mmbook.shape_finder:FinderSettings", "mmbook.shape_finder:finder_examples",
+                       "mmbook.shape_finder:scene", "mmbook.shape_finder:shape_finder",
+                       "mmbook.shape_finder:word_ids"),
+    ),
+    "05_fusion": ChapterCode(
+        lesson=("mmbook.fusion",),
+        harness=("mmbook.experiments.fusion_bench", "mmbook.apps.fusion"),
+        harness_names=("mmbook.fusion:predict",),
+    ),
+    "06_contrastive": ChapterCode(
+        lesson=("mmbook.clip", "mmbook.contrastive:train_clip", "mmbook.losses:clip_loss", "mmbook.losses:info_nce",
+                "mmbook.metrics:recall_at_k", "mmbook.metrics:mean_average_precision"),
+        harness=("mmbook.contrastive", "mmbook.baselines", "mmbook.env", "mmbook.zoo", "mmbook.hub", "mmbook.search",
+                 "mmbook.apps.search"),
+    ),
+    "07_matching": ChapterCode(
+        lesson=("mmbook.matching", "mmbook.losses:bce_with_logits", "mmbook.losses:bce_grad",
+                "mmbook.metrics:binary_metrics", "mmbook.metrics:roc_curve", "mmbook.metrics:roc_auc",
+                "mmbook.metrics:auc_trapezoid", "mmbook.metrics:best_threshold"),
+        harness=("mmbook.experiments.book_matcher", "mmbook.contrastive", "mmbook.timing", "mmbook.apps.matching"),
+        harness_names=("mmbook.matching:History", "mmbook.matching:MatchOutput", "mmbook.matching:PairTensors",
+                       "mmbook.matching:Pairs", "mmbook.matching:encode_pairs", "mmbook.matching:evaluate",
+                       "mmbook.matching:match_probabilities", "mmbook.matching:pixels", "mmbook.matching:tokenize"),
+    ),
+    "08_pretrained": ChapterCode(
+        lesson=("mmbook.tasks:answer", "mmbook.tasks:caption", "mmbook.tasks:transcribe", "mmbook.tasks:draw",
+                "mmbook.tiny_vilt:train_tiny_vilt", "mmbook.retrieval_captioner:RetrievalCaptioner"),
+        harness=("mmbook.tasks", "mmbook.tiny_vilt", "mmbook.retrieval_captioner", "mmbook.hub", "mmbook.timing",
+                 "mmbook.env", "mmbook.pretrained", "mmbook.apps.pretrained"),
+    ),
+    "09_gradio": ChapterCode(
+        lesson=("mmbook.apps.tour",),
+        harness=("mmbook.demos", "mmbook.loadtest", "mmbook.apps.spaces"),
+        harness_names=("mmbook.apps.tour:build_chat_demo", "mmbook.apps.tour:build_components_demo",
+                       "mmbook.apps.tour:build_concurrency_demo", "mmbook.apps.tour:build_state_demo",
+                       "mmbook.apps.tour:build_streaming_demo", "mmbook.apps.tour:build_tour_app",
+                       "mmbook.apps.tour:build_validation_demo", "mmbook.apps.tour:scene",
+                       "mmbook.apps.tour:thumbnail"),
+    ),
+    "10_project_app": ChapterCode(
+        lesson=("mmbook.tone_reader:ToneReader", "mmbook.tone_reader:slot_features",
+                "mmbook.apps.assistant:load_assistant_models", "mmbook.apps.assistant:route",
+                "mmbook.loadtest:simulate_closed_loop"),
+        harness=("mmbook.tone_reader", "mmbook.apps.assistant", "mmbook.loadtest", "mmbook.timing",
+                 "mmbook.apps.spaces", "mmbook.limits", "mmbook.demos"),
+    ),    "11_multimodal_llm": ChapterCode(
+        lesson=("mmbook.lm", "mmbook.vlm"),
+        harness=("mmbook.vlm_train", "mmbook.data.instruct", "mmbook.chat", "mmbook.apps.vlm_chat", "mmbook.zoo",
+                 "mmbook.tiny_vilt", "mmbook.viz", "mmbook.demos"),
+        harness_names=("mmbook.lm:check_text", "mmbook.lm:LMConfig", "mmbook.lm:attention_bias",
+                       "mmbook.lm:llama_config", "mmbook.lm:lm_config_from_llama", "mmbook.lm:body_state_dict",
+                       "mmbook.lm:to_llama", "mmbook.lm:from_llama", "mmbook.vlm:VLMOutput", "mmbook.vlm:expand_image",
+                       "mmbook.vlm:prompt_text", "mmbook.vlm:llava_config", "mmbook.vlm:to_transformers",
+                       "mmbook.vlm:from_transformers", "mmbook.vlm:new_language_model", "mmbook.vlm:check_picture",
+                       "mmbook.vlm:stream_answer", "mmbook.vlm:ask"),
+    ),
+}

@@ -79,11 +79,14 @@ def chromium_path() -> str | None:
 def launch_local(demo: Any, **kwargs: Any) -> str:
     """Launch ``demo`` on 127.0.0.1 on a free port without blocking; return its URL (Chapter 1).
 
-    ``kwargs`` are further ``launch`` arguments; they may override ``show_error`` (on by default).
+    The book's limits (:data:`mmbook.limits.LAUNCH`, such as the largest upload) apply. ``kwargs`` are
+    further ``launch`` arguments; they may override those and ``show_error`` (on by default).
     """
+    from mmbook.limits import LAUNCH
+
     port = free_port()
-    options = {"server_name": "127.0.0.1", "server_port": port, "prevent_thread_lock": True, "share": False,
-               "inline": False, "quiet": True, "show_error": True}
+    options = {**LAUNCH, "server_name": "127.0.0.1", "server_port": port, "prevent_thread_lock": True,
+               "share": False, "inline": False, "quiet": True, "show_error": True}
     demo.launch(**{**options, **kwargs})
     return f"http://127.0.0.1:{port}/"
 
@@ -279,7 +282,9 @@ def show(demo: Any, example: Sequence[Any] | None = None, *, api_name: str | Non
     from IPython.display import Image, Markdown, display
 
     if mode() == "inline":
-        demo.launch(share=False, inline=True, height=height, quiet=True, **(launch or {}))
+        from mmbook.limits import LAUNCH
+
+        demo.launch(**{**LAUNCH, "share": False, "inline": True, "height": height, "quiet": True, **(launch or {})})
         return None
     run = snapshot(demo, example, api_name=api_name, width=width, height=height, launch=launch)
     if run.png is not None:

@@ -72,24 +72,51 @@ def seed_everything(seed: int = 0) -> None:
 
 
 @contextmanager
-def fast_kernels() -> Iterator[None]:
-    """Switch PyTorch's deterministic-algorithms mode off inside the block and restore it after (Chapters 6-10).
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Let PyTorch use ``count`` threads inside this block (``None``: unchanged), then restore (Chapters 3-10).
 
-    Under :func:`seed_everything`'s ``torch.use_deterministic_algorithms(True)``, the backward pass of
-    indexing (embedding look-ups, patch gathering) takes a slow sorting path on the CPU, several times slower
-    for the book's small Transformers. On a CPU with a fixed number of threads those kernels give the same
-    numbers run after run anyway (the tests check the trained models' outputs), so the training loops run
-    inside this block.
+    The chapters time and train tiny models on one thread: it is as fast as two for them, and unlike two it
+    is not slowed down by other programs keeping a core busy.
     """
     import torch
 
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(False)
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def training_state(threads: int | None = 1, deterministic: bool = False) -> Iterator[None]:
+    """Train inside this block; on leaving it the caller's state is as it was (Chapters 4-10).
+
+    Inside, PyTorch uses ``threads`` threads (``None``: unchanged) and deterministic algorithms only if
+    ``deterministic``; PyTorch's generators (``torch.random.fork_rng``), Python's :mod:`random` and NumPy's
+    global generator are forked, so a trainer may reseed them freely. Afterwards the thread count, the
+    determinism flags and all three random states are restored.
+
+    Why these defaults: the book's models are so small that two threads gain little over one, and one thread
+    is not slowed down when other programs keep the cores busy (two threads waiting on each other made a
+    training ten times slower here). Under :func:`seed_everything`'s ``use_deterministic_algorithms(True)``
+    the backward pass of indexing (embedding look-ups, patch gathering) takes a slow sorting path on the CPU;
+    on a CPU with a fixed number of threads the fast kernels give the same numbers run after run anyway.
+    """
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    flags = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        with torch.random.fork_rng(), torch_threads(threads):
+            torch.use_deterministic_algorithms(deterministic)
+            yield
+    finally:
+        torch.use_deterministic_algorithms(flags[0], warn_only=flags[1])
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
 
 
 def device() -> str:

@@ -2,9 +2,10 @@
 
 Online, a model comes from the Hugging Face Hub under its id. Offline, the *same* ``from_pretrained`` /
 ``pipeline`` call receives the folder of the book's own small stand-in, trained on the book's data and
-saved with ``save_pretrained`` (see :mod:`mmbook.zoo` and :mod:`mmbook.standins`). Where no honest small
-stand-in exists (captioning, speech recognition, text-to-image), offline loading stops with a message that
-says so and what the book shows instead. Every call prints which path ran, so a reader never mistakes a
+saved with ``save_pretrained`` (see :mod:`mmbook.zoo`, :mod:`mmbook.tiny_vilt`, :mod:`mmbook.retrieval_captioner`,
+:mod:`mmbook.random_checkpoints` and :mod:`mmbook.tone_reader`). Where no honest small stand-in exists
+(captioning, speech recognition, text-to-image), offline loading stops with a message that says so and
+what the book shows instead. Every call prints which path ran, so a reader never mistakes a
 stand-in for the real model.
 
 No revision is pinned: the hub's commit hashes could not be looked up while this catalogue was written
@@ -85,9 +86,15 @@ def _tiny_clip() -> Path:
 
 
 def _tiny_vilt() -> Path:
-    from mmbook.standins import tiny_vilt_path
+    from mmbook.tiny_vilt import tiny_vilt_path
 
     return tiny_vilt_path()
+
+
+def _tiny_vlm() -> Path:
+    from mmbook.zoo import tiny_vlm_path
+
+    return tiny_vlm_path()
 
 
 CATALOGUE: dict[str, HubModel] = {
@@ -147,6 +154,23 @@ CATALOGUE: dict[str, HubModel] = {
         training_data="pre-trained on GCC, SBU, COCO and Visual Genome (image-text matching, masked "
         "words), fine-tuned on VQAv2",
         classes=("ViltForQuestionAnswering", "ViltProcessor"),
+    ),
+    "smolvlm": HubModel(
+        name="smolvlm",
+        hub_id="HuggingFaceTB/SmolVLM-256M-Instruct",
+        task="image-text-to-text",
+        standin=_tiny_vlm,
+        standin_note="the book's tiny LLaVA-style VLM (Chapter 11), trained in about a minute on shapes-world "
+        "pictures and conversations; it answers shapes-world questions in shapes-world words and is not a "
+        "general vision-language model",
+        # parameters not counted: its config cannot be read offline, and SmolVLMConfig()'s defaults describe
+        # a larger model (a 1,152-wide vision tower), not this checkpoint
+        licence="Apache-2.0",
+        architecture="vision-language model: a SigLIP image encoder whose patch features are pixel-shuffled "
+        "and projected into image tokens that a small SmolLM2 decoder reads with the text (the Idefics3 design)",
+        training_data="image-text instruction data (question answering, captioning, documents, charts); "
+        "its model card lists the datasets",
+        classes=("AutoModelForImageTextToText", "AutoProcessor"),
     ),
     "whisper": HubModel(
         name="whisper",

@@ -1,7 +1,8 @@
-"""Contrastive losses: the symmetric InfoNCE of CLIP and the one-directional InfoNCE (Chapter 6).
+"""Losses from scratch: contrastive (Chapter 6) and binary cross-entropy (Chapter 7).
 
-Both take similarities in which row ``i`` and column ``i`` belong together (the diagonal holds the
-positives) and average a cross-entropy over the rows.
+:func:`clip_loss` (the symmetric InfoNCE of CLIP) and :func:`info_nce` (one direction) take similarities in
+which row ``i`` and column ``i`` belong together (the diagonal holds the positives) and average a
+cross-entropy over the rows. :func:`bce_with_logits` and its gradient :func:`bce_grad` train the matcher.
 """
 
 from __future__ import annotations
@@ -43,3 +44,15 @@ def info_nce(query: Tensor, keys: Tensor, temperature: float = 0.07) -> Tensor:
         raise ValueError(f"temperature must be positive, got {temperature!r}")
     logits = F.normalize(query, dim=1) @ F.normalize(keys, dim=1).T / temperature
     return F.cross_entropy(logits, torch.arange(len(query), device=query.device))
+
+def bce_with_logits(logits: Tensor, labels: Tensor) -> Tensor:
+    """Mean binary cross-entropy of ``sigmoid(logits)`` against 0/1 ``labels``, computed stably (Chapter 7).
+
+    ``-[y log σ(z) + (1 - y) log(1 - σ(z))] = softplus(z) - y z = max(z, 0) - y z + log(1 + e^{-|z|})``.
+    """
+    return (logits.clamp(min=0) - labels * logits + torch.log1p(torch.exp(-logits.abs()))).mean()
+
+
+def bce_grad(logits: Tensor, labels: Tensor) -> Tensor:
+    """The gradient of :func:`bce_with_logits` with respect to the logits: ``(σ(z) - y) / N`` (Chapter 7)."""
+    return (torch.sigmoid(logits) - labels) / logits.numel()

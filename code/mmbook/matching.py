@@ -1,7 +1,7 @@
-"""Image–text matching end to end: pairs and hard negatives, a single-stream Transformer, metrics (Chapter 7).
+"""Image–text matching end to end: pairs and hard negatives, a single-stream Transformer, training (Chapter 7).
 
 The task: given a picture and a caption, say whether the caption describes the picture. The module holds
-every step of the chapter's walk-through.
+the steps of the chapter's walk-through that a reader reads.
 
 - :func:`hard_negative`, :func:`make_pairs`: matched pairs, random negatives (another scene's caption) and
   hard negatives (one attribute of one shape changed: its colour, its kind or its cell), all written by
@@ -11,25 +11,22 @@ every step of the chapter's walk-through.
   each with a position and a modality-type embedding, go into one Transformer behind a ``[CLS]`` token,
   whose final feature a linear head turns into the logit of "match"; a second head predicts hidden words.
   Built from :class:`Block`, a pre-norm layer around Chapter 4's :class:`~mmbook.attention.MultiHeadAttention`.
-- :func:`bce_with_logits`, :func:`bce_grad`: the loss and its gradient, ``sigmoid(z) - y``, from scratch;
-  :func:`mask_content_words`: ViLT's second objective, hidden colour and shape words to recover.
+- :func:`mask_content_words`: ViLT's second objective, hidden colour and shape words to recover.
 - :func:`train_matcher`: AdamW with warm-up and cool-down, early stopping on the validation loss.
-- :func:`binary_metrics`, :func:`roc_curve`, :func:`roc_auc`, :func:`auc_trapezoid`,
-  :func:`best_threshold`: the evaluation, from scratch (the chapter checks it against scikit-learn).
-- :func:`dual_encoder_scores`: the same pairs scored by Chapter 6's dual encoder, for comparison.
-- :func:`matcher`: the book's trained matcher, trained on first use and cached in the model cache.
+
+The loss (:func:`mmbook.losses.bce_with_logits`) and the evaluation (:func:`mmbook.metrics.binary_metrics`,
+:func:`~mmbook.metrics.roc_auc`, ...) live with the other losses and metrics; the book's trained matcher
+and its settings live in :mod:`mmbook.experiments.book_matcher`.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +39,8 @@ from mmbook.contrastive import scene_key
 from mmbook.data import COLORS, POSITIONS, SHAPE_KINDS, TRAIN_COMBINATIONS, make_shapes, tokenizer
 from mmbook.data.shapes import COMBINATIONS, caption_for
 from mmbook.encoders import PatchEmbedding
+from mmbook.env import training_state
+from mmbook.losses import bce_with_logits
 
 #: The pictures are upsampled from 32 to 48 pixels and cut into 16-pixel patches, one per grid cell,
 #: exactly as the tiny CLIP of Chapter 6 sees them.
@@ -359,38 +358,6 @@ def match_probabilities(model: SingleStreamMatcher, images: np.ndarray, captions
     return torch.cat(out).numpy()
 
 
-@torch.no_grad()
-def dual_encoder_scores(model: Any, proc: Any, images: np.ndarray, captions: Sequence[str]) -> np.ndarray:
-    """Cosine similarity of each (picture, caption) pair under a CLIP-style dual encoder (Chapter 7).
-
-    ``model`` and ``proc`` are a ``transformers`` ``CLIPModel`` and its processor, e.g.
-    :func:`mmbook.zoo.tiny_clip`; pictures and captions are embedded independently, as in Chapter 6.
-    """
-    from mmbook import contrastive
-
-    if len(images) != len(captions):
-        raise ValueError(f"got {len(images)} pictures for {len(captions)} captions; pass pairs")
-    image_embeddings = contrastive.embed_images(model, contrastive.pixels(proc, images))
-    text_embeddings = contrastive.embed_texts(model, *contrastive.tokens(proc, captions))
-    return (image_embeddings * text_embeddings).sum(-1).numpy()
-
-
-# ----------------------------------------------------------------------------------------------------
-# Step 7: the losses, from scratch
-
-
-def bce_with_logits(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean binary cross-entropy of ``sigmoid(logits)`` against 0/1 ``labels``, computed stably (Chapter 7).
-
-    ``-[y log σ(z) + (1 - y) log(1 - σ(z))] = softplus(z) - y z = max(z, 0) - y z + log(1 + e^{-|z|})``.
-    """
-    return (logits.clamp(min=0) - labels * logits + torch.log1p(torch.exp(-logits.abs()))).mean()
-
-
-def bce_grad(logits: Tensor, labels: Tensor) -> Tensor:
-    """The gradient of :func:`bce_with_logits` with respect to the logits: ``(σ(z) - y) / N`` (Chapter 7)."""
-    return (torch.sigmoid(logits) - labels) / logits.numel()
-
 
 @cache
 def content_word_ids() -> Tensor:
@@ -484,7 +451,7 @@ def train_matcher(
     when it has not improved for ``patience`` evaluations in a row (a model at the start often sits on a
     plateau at ``log 2`` for a while before it learns; ``min_steps`` keeps such a plateau from ending the
     run). The weights with the lowest validation loss are restored in ``model``. Runs on one CPU
-    thread, where this small model trains about as fast as on two.
+    thread inside :func:`mmbook.env.training_state`, which leaves the caller's state as it was.
     """
     from tqdm.auto import tqdm
 
@@ -500,10 +467,8 @@ def train_matcher(
     generator = torch.Generator().manual_seed(seed)
     history = History()
     best_loss, best_state, waited, step = math.inf, None, 0, 0
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     start = time.perf_counter()
-    try:
+    with training_state(threads=1):
         bar = tqdm(range(1, max_steps + 1), desc="training the matcher", leave=False, disable=not progress)
         for step in bar:
             model.train()
@@ -540,177 +505,9 @@ def train_matcher(
                         history.early_stopped = True
                         break
         history.stopped_step = step
-    finally:
-        torch.set_num_threads(threads)
     history.seconds = time.perf_counter() - start
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     return history
 
-
-# ----------------------------------------------------------------------------------------------------
-# Step 10: evaluation, from scratch
-
-
-def _binary(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(labels).astype(int).ravel()
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    if y.shape != s.shape or y.size == 0:
-        raise ValueError(f"labels and scores must be non-empty and of one length, got {y.size} and {s.size}")
-    if not np.isin(y, (0, 1)).all():
-        raise ValueError("labels must be 0 or 1")
-    return y, s
-
-
-def binary_metrics(labels: Any, predictions: Any) -> dict[str, float]:
-    """Accuracy, precision, recall and F1 of 0/1 ``predictions`` against 0/1 ``labels`` (Chapter 7).
-
-    ``precision = TP / (TP + FP)``, ``recall = TP / (TP + FN)``, ``F1 = 2 P R / (P + R)``; a ratio whose
-    denominator is zero is reported as 0, as scikit-learn does with ``zero_division=0``.
-    """
-    y, p = _binary(labels, predictions)
-    if not np.isin(p, (0, 1)).all():
-        raise ValueError("predictions must be 0 or 1; threshold the scores first")
-    tp = int(((p == 1) & (y == 1)).sum())
-    fp = int(((p == 1) & (y == 0)).sum())
-    fn = int(((p == 0) & (y == 1)).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": float((p == y).mean()), "precision": precision, "recall": recall, "f1": f1}
-
-
-def roc_curve(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """False and true positive rates at every distinct threshold, highest first, and the thresholds (Chapter 7).
-
-    Predicting "match" when ``score >= t``: the curve starts at (0, 0) with ``t = inf`` and ends at (1, 1).
-    Tied scores move the curve diagonally, in one step.
-    """
-    y, s = _binary(labels, scores)
-    positives, negatives = y.sum(), (1 - y).sum()
-    if positives == 0 or negatives == 0:
-        raise ValueError("an ROC curve needs both positive and negative labels")
-    order = np.argsort(-s, kind="stable")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last index of each run of equal scores
-    tps = np.cumsum(y)[last]
-    fps = (last + 1) - tps
-    return np.r_[0, fps / negatives], np.r_[0, tps / positives], np.r_[np.inf, s[last]]
-
-
-def auc_trapezoid(x: np.ndarray, y: np.ndarray) -> float:
-    """Area under the curve through the points ``(x, y)`` by the trapezoidal rule (Chapter 7)."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
-
-
-def roc_auc(labels: Any, scores: Any) -> float:
-    """``P(score of a random positive > score of a random negative)``, ties counting one half (Chapter 7).
-
-    Computed from ranks (the Mann–Whitney statistic): with average ranks ``r`` of the scores,
-    ``AUC = (Σ_{positives} r - n₊ (n₊ + 1) / 2) / (n₊ n₋)``. It equals the area under :func:`roc_curve`.
-    """
-    y, s = _binary(labels, scores)
-    positives, negatives = int(y.sum()), int((1 - y).sum())
-    if positives == 0 or negatives == 0:
-        raise ValueError("AUC needs both positive and negative labels")
-    order = np.argsort(s, kind="stable")
-    ranks = np.empty(len(s))
-    sorted_scores = s[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_scores)) + 1]
-    ends = np.r_[starts[1:], len(s)]
-    for a, b in zip(starts, ends, strict=True):
-        ranks[order[a:b]] = (a + b + 1) / 2  # the average of ranks a + 1 … b
-    return float((ranks[y == 1].sum() - positives * (positives + 1) / 2) / (positives * negatives))
-
-
-def best_threshold(labels: Any, scores: Any) -> float:
-    """The threshold ``t`` that maximises the accuracy of ``score >= t``, midway between scores (Chapter 7).
-
-    Choose it on the validation set, then apply it unchanged to the test set.
-    """
-    y, s = _binary(labels, scores)
-    candidates = np.unique(s)
-    cuts = np.r_[candidates[0] - 1, (candidates[1:] + candidates[:-1]) / 2, candidates[-1] + 1]
-    accuracy = [((s >= t) == y).mean() for t in cuts]
-    return float(cuts[int(np.argmax(accuracy))])
-
-
-# ----------------------------------------------------------------------------------------------------
-# Step 11: the book's trained matcher, cached
-
-#: How the book's matcher is trained; a cached model saved with other settings is retrained.
-MATCHER: dict[str, Any] = {
-    "version": 1, "train_scenes": 8000, "val_scenes": 1000, "train_seed": 71, "val_seed": 72, "split": "train",
-    "max_shapes": 3, "dim": 32, "layers": 2, "heads": 2, "max_steps": 1500, "batch_size": 64, "lr": 2e-3,
-    "word_weight": 1.0, "mask_rate": 0.5, "eval_every": 100, "patience": 4, "min_steps": 750, "seed": 0,
-}  # fmt: skip
-#: The test pairs of the chapter: scenes never used for training or for choosing a model.
-TEST_SEED = 73
-_RECORD = "training.json"
-_WEIGHTS = "model.safetensors"
-
-
-def build_matcher(settings: dict[str, Any] | None = None) -> tuple[SingleStreamMatcher, History]:
-    """Make the training and validation pairs of ``settings`` (default :data:`MATCHER`), train (Chapter 7)."""
-    s = settings or MATCHER
-    train = make_pairs(s["train_scenes"], seed=s["train_seed"], split=s["split"], max_shapes=s["max_shapes"])
-    val = make_pairs(s["val_scenes"], seed=s["val_seed"], split=s["split"], max_shapes=s["max_shapes"])
-    torch.manual_seed(s["seed"])
-    model = SingleStreamMatcher(len(tokenizer()), s["dim"], layers=s["layers"], heads=s["heads"],
-                                pad_id=tokenizer().pad_token_id)
-    history = train_matcher(model, encode_pairs(train), encode_pairs(val), max_steps=s["max_steps"],
-                            batch_size=s["batch_size"], lr=s["lr"], word_weight=s["word_weight"],
-                            mask_rate=s["mask_rate"], eval_every=s["eval_every"], patience=s["patience"],
-                            min_steps=s["min_steps"], seed=s["seed"])
-    return model, history
-
-
-def _save(folder: Path) -> None:
-    from dataclasses import asdict
-
-    from safetensors.torch import save_file
-
-    model, history = build_matcher(MATCHER)
-    save_file(model.state_dict(), folder / _WEIGHTS)
-    (folder / _RECORD).write_text(json.dumps({**MATCHER, "history": asdict(history)}))
-
-
-def _load(folder: Path) -> SingleStreamMatcher:
-    from safetensors.torch import load_file
-
-    record = json.loads((folder / _RECORD).read_text())
-    if {k: record.get(k) for k in MATCHER} != MATCHER:
-        raise ValueError("saved with other training settings")
-    model = SingleStreamMatcher(len(tokenizer()), record["dim"], layers=record["layers"], heads=record["heads"],
-                                pad_id=tokenizer().pad_token_id)
-    model.load_state_dict(load_file(folder / _WEIGHTS))
-    model.eval()
-    ids, mask = tokenize(["a red circle in the center"])
-    with torch.no_grad():
-        logit = model(pixels(np.zeros((1, 32, 32, 3), np.uint8)), ids, mask).logits
-    if not torch.isfinite(logit).all():
-        raise ValueError("the saved weights give a non-finite logit")
-    model.history = History(**record["history"])
-    return model
-
-
-@cache
-def matcher() -> SingleStreamMatcher:
-    """The book's trained :class:`SingleStreamMatcher`: trained on first use (about half a minute on a CPU),
-    then loaded from the model cache (Chapter 7).
-
-    Saved in ``$MMBOOK_CACHE/models/matcher`` with its settings (:data:`MATCHER`) and training
-    :class:`History` (``model.history``); a copy saved with other settings, or unreadable, is retrained.
-    ``matcher.cache_clear()`` forgets the copy held in memory.
-    """
-    from mmbook.zoo import cached_or_built
-
-    folder, built = cached_or_built("matcher", _save, _load)
-    model = _load(folder)
-    model.trained_now = built
-    seconds = model.history.seconds
-    verb = "trained the matcher in" if built else "loaded the matcher from the model cache (trained in"
-    print(f"[mmbook.matching] {verb} {seconds:.0f} s{'' if built else ')'}: {folder}")
-    return model

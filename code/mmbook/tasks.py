@@ -16,33 +16,30 @@ what it expects and a user gets a sentence rather than a traceback:
 - :func:`check_text`: empty text and text beyond the model's context are refused; with ``vocabulary``,
   words the model never saw are refused too (a word-level stand-in would map them to ``[UNK]``).
 
-Errors are :class:`InputError` (a ``ValueError``); the apps turn them into ``gr.Error``.
+Errors are :class:`mmbook.errors.InputError` (a ``ValueError``); the apps turn them into ``gr.Error``.
+The limits (:data:`MAX_PIXELS`, :data:`MAX_TEXT_CHARS`) come from :mod:`mmbook.limits`.
 """
 
 from __future__ import annotations
 
-import statistics
-import time
+import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mmbook.errors import InputError
+from mmbook.limits import MAX_PIXELS, MAX_TEXT_CHARS
+
 MIN_SIDE = 16
-MAX_PIXELS = 40_000_000
 SHRINK_TO = 1024
 SAMPLE_RATE = 16_000
 MAX_SECONDS = 30.0
 MIN_SECONDS = 0.1
 #: A clip whose loudest sample is below this (in [-1, 1]) is treated as silence.
 SILENCE_PEAK = 1e-3
-MAX_TEXT_CHARS = 500
-
-
-class InputError(ValueError):
-    """An input a task refuses; the message is meant for the person who gave it (Chapter 8)."""
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -55,8 +52,9 @@ def check_size(width: int, height: int) -> None:
         raise InputError(f"The picture is {width}×{height} pixels, too small to show anything; "
                          f"please use one at least {MIN_SIDE}×{MIN_SIDE} pixels.")
     if width * height > MAX_PIXELS:
+        side = math.isqrt(MAX_PIXELS)
         raise InputError(f"The picture is {width:,}×{height:,} pixels ({width * height / 1e6:,.0f} megapixels); "
-                         f"the limit is {MAX_PIXELS / 1e6:.0f} megapixels. Please scale it down first "
+                         f"the limit is {MAX_PIXELS:,} pixels ({side:,}×{side:,}). Please scale it down first "
                          f"(the models see at most 384×384 pixels anyway).")
 
 
@@ -295,18 +293,6 @@ def draw(painter: Any, prompt: str, *, steps: int = 25, seed: int = 0) -> Any:
 # measuring
 
 
-def latency(fn: Callable[[], Any], *, repeats: int = 5, warmup: int = 1) -> float:
-    """Median wall-clock seconds of ``fn()`` over ``repeats`` runs after ``warmup`` runs (Chapter 8)."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def megabytes(model: Any) -> float:
     """Size of a model's parameters and buffers in memory, in MB (Chapter 8)."""
     tensors = [*model.parameters(), *model.buffers()]
@@ -314,7 +300,7 @@ def megabytes(model: Any) -> float:
 
 
 __all__ = [
-    "InputError", "MAX_PIXELS", "MAX_SECONDS", "MIN_SIDE", "SAMPLE_RATE", "SHRINK_TO", "answer", "caption",
-    "check_size", "check_text", "classify", "complete", "draw", "latency", "log_mel", "megabytes",
+    "InputError", "MAX_PIXELS", "MAX_SECONDS", "MAX_TEXT_CHARS", "MIN_SIDE", "SAMPLE_RATE", "SHRINK_TO", "answer",
+    "caption", "check_size", "check_text", "classify", "complete", "draw", "log_mel", "megabytes",
     "open_image", "pixel_statistics", "prepare_audio", "to_rgb", "transcribe",
 ]  # fmt: skip

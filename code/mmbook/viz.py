@@ -174,3 +174,17 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, digits: int 
     if any(len(row) != len(headers) for row in rows):
         raise ValueError("every row needs one cell per header")
     return Table(tuple(map(str, headers)), tuple(tuple(_cell(v, digits) for v in row) for row in rows))
+
+
+def heat_overlay(image: np.ndarray, heat: np.ndarray, scale: int = 8, floor: float = 0.3) -> np.ndarray:
+    """The picture upscaled ``scale`` times, dimmed to ``floor`` where ``heat`` is low, lit where high (Chapter 4)."""
+    from PIL import Image
+
+    height, width = image.shape[:2]
+    size = (width * scale, height * scale)
+    big = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.NEAREST), dtype=np.float64)
+    level = heat / heat.max() if heat.max() > 0 else heat
+    level = np.asarray(Image.fromarray(level.astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+    level = np.clip(level, 0, 1)[..., None]
+    lit = big * (floor + (1 - floor) * level) + 70 * level  # the glow shows attention on the background too
+    return np.clip(lit, 0, 255).round().astype(np.uint8)

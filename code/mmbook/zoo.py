@@ -1,23 +1,105 @@
-"""The book's own small models, trained on the book's data on first use and cached (Chapter 1 on).
+"""The book's own small models: one registry, trained on the book's data on first use and cached (Chapter 1 on).
 
-Each model is saved with ``save_pretrained`` in ``$MMBOOK_CACHE/models/<name>`` so that the standard
-``from_pretrained(folder)`` and ``pipeline(..., model=folder)`` calls load it, exactly as they would load
-a hub checkpoint. A folder that is incomplete or unreadable is rebuilt, with a message.
+Every model the book trains is declared once as an :class:`Entry` (a name, a frozen settings dataclass, a
+``train`` function, a ``load`` function and a smoke ``check``) and registered with :func:`register`. The
+first :func:`path` or :func:`load` of a name trains it into ``$MMBOOK_CACHE/models/<name>``; later calls
+load it. Models are saved with ``save_pretrained`` where a library class exists, so the standard
+``from_pretrained(folder)`` and ``pipeline(..., model=folder)`` calls load them as they would load a hub
+checkpoint.
+
+Beside each model the file :data:`RECORD` holds its settings, a SHA-256 hash of its training code, its
+training time and what ``train`` measured. A folder trained with other settings or other code, or one that
+fails to load or to pass its check, is rebuilt, with a printed reason. Training runs in a fresh temporary
+folder that is renamed into place, under a file lock shared by processes and a lock per model shared by
+threads; it runs inside :func:`mmbook.env.training_state` (the trainer chooses its thread count), so the
+caller's random state, thread count and determinism flag are as they were afterwards. Each process holds
+one loaded copy of each model (:func:`load`).
+
+The package also ships each model as the book trained it (:data:`SHIPPED`, written by ``make checkpoints``),
+with the same record. An empty cache is filled from the shipped copy when its settings and code hash match
+the code that is installed, so a chapter that only *uses* a model does not wait for its training; the
+chapter that teaches a model passes ``shipped=False`` and trains it. A shipped copy made by other code is
+never used (a test fails until ``make checkpoints`` renews it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import importlib
+import inspect
 import json
+import os
 import shutil
+import tempfile
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from mmbook.env import cache_dir
+from mmbook.env import cache_dir, training_state
 
 MODELS_SUBDIR = "models"
+#: The trained models shipped inside the package, one folder per name.
+SHIPPED = Path(__file__).resolve().parent / "checkpoints"
+#: The file beside each trained model that holds its settings, code hash, training time and measurements.
+RECORD = "mmbook-record.json"
+#: The modules that declare book models besides this one; imported when the whole registry is needed.
+DECLARING_MODULES: tuple[str, ...] = (
+    "mmbook.shape_finder", "mmbook.experiments.fusion_bench", "mmbook.experiments.book_matcher", "mmbook.tiny_vilt",
+    "mmbook.tone_reader", "mmbook.vlm_train",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One model the book trains: how it is trained, loaded and checked (Chapter 1).
+
+    ``train(folder, settings)`` saves the model into ``folder`` and returns the record's extras (losses,
+    measurements; a ``train_seconds`` it returns replaces the time the registry measured);
+    ``load(folder)`` returns the object apps and chapters use; ``check(loaded)`` raises on a bad model.
+    The source of ``train`` and of everything in ``code`` (functions, classes, modules, or dotted names
+    ``"module"`` / ``"module:qualname"``, resolved when the hash is computed) goes into the code hash.
+    """
+
+    name: str
+    what: str
+    settings: Any
+    train: Callable[[Path, Any], dict[str, Any]]
+    load: Callable[[Path], Any]
+    check: Callable[[Any], None]
+    code: tuple[Any, ...] = ()
+
+
+#: Every registered model by name; :func:`entries` imports the declaring modules first.
+REGISTRY: dict[str, Entry] = {}
+
+_guard = threading.Lock()
+_locks: dict[str, threading.RLock] = {}
+#: Loaded copies by (entry, folder): (the object, whether this process trained it).
+_loaded: dict[tuple[Entry, str], tuple[Any, bool]] = {}
+
+
+def register(entry: Entry) -> Entry:
+    """Add ``entry`` to :data:`REGISTRY` and return it; a name is declared once (Chapter 1)."""
+    if not dataclasses.is_dataclass(entry.settings) or not entry.settings.__dataclass_params__.frozen:
+        raise TypeError(f"the settings of {entry.name!r} must be a frozen dataclass instance")
+    old = REGISTRY.get(entry.name)
+    if old is not None and _qualified(old.train) != _qualified(entry.train):
+        raise ValueError(f"a model named {entry.name!r} is registered already (by {_qualified(old.train)})")
+    REGISTRY[entry.name] = entry
+    return entry
+
+
+def entries() -> list[Entry]:
+    """Every model the book trains, after importing the modules that declare them (Chapter 1)."""
+    for module in DECLARING_MODULES:
+        importlib.import_module(module)
+    return list(REGISTRY.values())
 
 
 def model_dir(name: str) -> Path:
@@ -25,68 +107,201 @@ def model_dir(name: str) -> Path:
     return Path(cache_dir()) / MODELS_SUBDIR / name
 
 
-def cached(name: str, build: Callable[[Path], None], check: Callable[[Path], None]) -> Path:
-    """Return the folder of ``name``; build it first if it is missing or fails ``check`` (Chapter 1)."""
-    folder = model_dir(name)
-    if folder.is_dir():
-        try:
-            check(folder)
-            return folder
-        except Exception as exc:  # a corrupt cache must never become a silently wrong model
-            print(f"[mmbook.zoo] cached {name} at {folder} is unusable ({type(exc).__name__}: {exc}); rebuilding")
-            shutil.rmtree(folder)
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    build(tmp)
-    check(tmp)
-    tmp.rename(folder)
-    return folder
-
-
-def cached_or_built(name: str, build: Callable[[Path], None], check: Callable[[Path], None]) -> tuple[Path, bool]:
-    """:func:`cached`, and whether ``build`` ran (so a caller can say "trained" or "loaded") (Chapter 4)."""
-    built = False
-
-    def build_and_note(folder: Path) -> None:
-        nonlocal built
-        build(folder)
-        built = True
-
-    return cached(name, build_and_note, check), built
-
-
-#: The file beside each trained model that holds its settings, losses, training time and measurements.
-RECORD = "training.json"
-
-
 def read_record(folder: Path) -> dict[str, Any]:
     """The :data:`RECORD` saved beside a trained model (Chapters 6-10)."""
-    return json.loads((folder / RECORD).read_text())
+    return json.loads((Path(folder) / RECORD).read_text())
 
 
-def check_settings(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    """The record of ``folder``, or a ``ValueError`` when it was trained with other ``settings`` (Chapters 6-10)."""
-    record = read_record(folder)
-    if {k: record.get(k) for k in settings} != settings:
-        raise ValueError("saved with other training settings")
-    return record
+def settings_dict(settings: Any) -> dict[str, Any]:
+    """``dataclasses.asdict(settings)`` as it reads back from JSON (tuples become lists) (Chapter 1)."""
+    return json.loads(json.dumps(dataclasses.asdict(settings)))
 
 
-def trained_path(name: str, what: str, build: Callable[[Path], None], check: Callable[[Path], None]) -> Path:
-    """Folder of the trained model ``name`` (trained on first use, then loaded), saying which happened and
-    how long the training took; ``what`` names the model in that sentence (Chapters 6-10)."""
-    folder, built = cached_or_built(name, build, check)
-    seconds = read_record(folder)["train_seconds"]
-    if built:
-        print(f"[mmbook.zoo] trained {what} in {seconds:.0f} s: {folder}")
-    else:
-        print(f"[mmbook.zoo] loaded {what} from the model cache (trained in {seconds:.0f} s): {folder}")
-    return folder
+def _qualified(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _resolve(item: Any) -> Any:
+    if not isinstance(item, str):
+        return item
+    module, _, qualname = item.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in filter(None, qualname.split(".")):
+        obj = getattr(obj, part)
+    return obj
+
+
+def code_hash(entry: Entry) -> str:
+    """SHA-256 of the source of ``entry.train`` and of every item of ``entry.code`` (Chapter 1)."""
+    digest = hashlib.sha256()
+    for item in (entry.train, *entry.code):
+        digest.update(inspect.getsource(_resolve(item)).encode())
+    return digest.hexdigest()
+
+
+def _entry(name: str) -> Entry:
+    if name not in REGISTRY:
+        entries()
+    if name not in REGISTRY:
+        raise KeyError(f"no book model named {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def _lock(name: str) -> threading.RLock:
+    with _guard:
+        return _locks.setdefault(name, threading.RLock())
+
+
+def _load_and_check(entry: Entry, folder: Path) -> Any:
+    """``entry.load(folder)``, checked; inside :func:`~mmbook.env.training_state` because building a module
+    to load weights into draws its initial values from the global generator."""
+    with training_state(threads=None):
+        loaded = entry.load(folder)
+        entry.check(loaded)
+    return loaded
+
+
+def _validate(entry: Entry, folder: Path) -> tuple[Any, str | None]:
+    """The loaded model and ``None``, or ``None`` and why ``folder`` cannot be used."""
+    if not folder.is_dir():
+        return None, "missing"
+    try:
+        record = read_record(folder)
+    except (OSError, ValueError) as exc:
+        return None, f"unusable: no readable {RECORD} ({type(exc).__name__}: {exc})"
+    if record.get("settings") != settings_dict(entry.settings):
+        return None, "saved with other training settings"
+    if record.get("code_hash") != code_hash(entry):
+        return None, "trained by other code (the training code changed since)"
+    try:
+        loaded = _load_and_check(entry, folder)
+    except Exception as exc:  # a corrupt cache must never become a silently wrong model
+        return None, f"unusable ({type(exc).__name__}: {exc})"
+    return loaded, None
+
+
+def _build(entry: Entry, folder: Path) -> Any:
+    """Train ``entry`` into a fresh temporary folder, check it, and rename it to ``folder``."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        start = time.perf_counter()
+        with training_state(threads=None):
+            extras = entry.train(tmp, entry.settings) or {}
+        record = {"name": entry.name, "settings": settings_dict(entry.settings), "code_hash": code_hash(entry),
+                  "train_seconds": time.perf_counter() - start, **extras}  # fmt: skip
+        (tmp / RECORD).write_text(json.dumps(record))
+        _load_and_check(entry, tmp)
+        if folder.exists():  # move the old folder aside first: the rename below needs a free name
+            old = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".old", dir=folder.parent))
+            os.replace(folder, old / entry.name)
+            shutil.rmtree(old, ignore_errors=True)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _load_and_check(entry, folder)
+
+
+def _copy_shipped(entry: Entry, folder: Path) -> Any:
+    """Copy the shipped checkpoint of ``entry`` into ``folder`` (through a temporary folder) and load it."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".tmp", dir=folder.parent))
+    try:
+        shutil.copytree(SHIPPED / entry.name, tmp, dirs_exist_ok=True)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _load_and_check(entry, folder)
+
+
+def shipped_reason(name: str) -> str | None:
+    """``None`` when the shipped checkpoint of ``name`` matches the installed code, else why not (Chapter 1)."""
+    return _validate(_entry(name), SHIPPED / name)[1]
+
+
+def _ensure(name: str, shipped: bool = True) -> tuple[Path, Any, bool]:
+    """Folder, loaded object and whether this process trained it; trains or loads on first use (from the
+    shipped copy when ``shipped`` and it matches the code)."""
+    from filelock import FileLock
+
+    entry = _entry(name)
+    folder = model_dir(name)
+    key = (entry, str(folder))
+    with _lock(name):
+        if key in _loaded:
+            return folder, *_loaded[key]
+        loaded, reason = _validate(entry, folder)
+        trained, origin = False, "the model cache"
+        if reason is not None:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(folder) + ".lock"):
+                loaded, reason = _validate(entry, folder)  # another process may have built it meanwhile
+                if reason is not None:
+                    if reason != "missing":
+                        print(f"[mmbook.zoo] cached {name} at {folder} is {reason}; rebuilding")
+                    if shipped and shipped_reason(name) is None:
+                        loaded, origin = _copy_shipped(entry, folder), "the checkpoint shipped with mmbook"
+                    else:
+                        loaded, trained = _build(entry, folder), True
+        seconds = read_record(folder)["train_seconds"]
+        if trained:
+            print(f"[mmbook.zoo] trained {entry.what} in {seconds:.0f} s: {folder}")
+        else:
+            print(f"[mmbook.zoo] loaded {entry.what} from {origin} (trained in {seconds:.0f} s): {folder}")
+        _loaded[key] = (loaded, trained)
+        return folder, loaded, trained
+
+
+def path(name: str, *, shipped: bool = True) -> Path:
+    """Folder of the book's model ``name``: on first use taken from the shipped checkpoint (when ``shipped``
+    and it matches the code) or trained, then loaded from the cache, saying which (Chapter 1)."""
+    return _ensure(name, shipped)[0]
+
+
+def load(name: str, *, shipped: bool = True) -> Any:
+    """The loaded model ``name``: one copy per process, shared by every caller and thread (Chapter 1)."""
+    return _ensure(name, shipped)[1]
+
+
+def record(name: str) -> dict[str, Any]:
+    """The stored record of ``name``: settings, code hash, training time and measurements (Chapters 6-10)."""
+    return read_record(path(name))
+
+
+def trained_now(name: str) -> bool:
+    """Whether this process trained ``name`` (``False``: it was loaded from the model cache) (Chapter 1)."""
+    return _ensure(name)[2]
+
+
+def forget(name: str | None = None) -> None:
+    """Drop this process's loaded copy of ``name`` (of every model if ``None``); the next use re-reads the
+    cache folder and re-checks it (Chapter 1)."""
+    with _guard:
+        for key in [k for k in _loaded if name is None or k[0].name == name]:
+            del _loaded[key]
 
 
 # ----------------------------------------------------------------------------------------------------
 # tiny GPT-2: the offline stand-in for openai-community/gpt2
+
+
+@dataclass(frozen=True)
+class TinyGPT2Settings:
+    """How the tiny GPT-2 is trained (Chapter 1)."""
+
+    n_captions: int = 4000
+    vocab_size: int = 400
+    layers: int = 2
+    hidden: int = 64
+    heads: int = 4
+    steps: int = 150
+    batch_size: int = 64
+    lr: float = 3e-3
+    seed: int = 0
+
+
+#: The tiny GPT-2's settings; a cached model saved with other settings is retrained.
+TINY_GPT2 = TinyGPT2Settings()
 
 
 def caption_corpus(n: int = 4000, seed: int = 0) -> list[str]:
@@ -96,23 +311,27 @@ def caption_corpus(n: int = 4000, seed: int = 0) -> list[str]:
     return make_shapes(n, seed=seed).captions
 
 
-def train_tiny_gpt2(folder: Path, *, steps: int = 150, seed: int = 0) -> None:
-    """Train a 2-layer GPT-2 on shapes-world captions and ``save_pretrained`` it to ``folder`` (Chapter 1)."""
+@training_state(threads=None)
+def train_tiny_gpt2(folder: Path, settings: TinyGPT2Settings = TINY_GPT2) -> dict[str, Any]:
+    """Train a small GPT-2 on shapes-world captions and ``save_pretrained`` it to ``folder``; return its
+    losses (Chapter 1)."""
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from tqdm.auto import tqdm
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-    torch.manual_seed(seed)
-    corpus = caption_corpus(seed=seed)
+    s = settings
+    torch.manual_seed(s.seed)
+    corpus = caption_corpus(s.n_captions, seed=s.seed)
     eos = "<|endoftext|>"
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
     bpe.train_from_iterator(
         corpus,
-        trainers.BpeTrainer(vocab_size=400, special_tokens=[eos], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
-    )
+        trainers.BpeTrainer(vocab_size=s.vocab_size, special_tokens=[eos],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()),
+    )  # fmt: skip
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=eos, bos_token=eos, pad_token=eos)
 
     ids = [tokenizer(text + eos)["input_ids"] for text in corpus]
@@ -125,47 +344,79 @@ def train_tiny_gpt2(folder: Path, *, steps: int = 150, seed: int = 0) -> None:
     labels = batch.masked_fill(mask == 0, -100)
 
     config = GPT2Config(
-        vocab_size=len(tokenizer), n_positions=64, n_embd=64, n_layer=2, n_head=4,
+        vocab_size=len(tokenizer), n_positions=64, n_embd=s.hidden, n_layer=s.layers, n_head=s.heads,
         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     model = GPT2LMHeadModel(config)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    generator = torch.Generator().manual_seed(seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=s.lr)
+    generator = torch.Generator().manual_seed(s.seed)
+    losses = []
     model.train()
-    for _ in tqdm(range(steps), desc="training tiny GPT-2", leave=False):
-        rows = torch.randint(0, len(ids), (64,), generator=generator)
+    for _ in tqdm(range(s.steps), desc="training tiny GPT-2", leave=False):
+        rows = torch.randint(0, len(ids), (s.batch_size,), generator=generator)
         loss = model(input_ids=batch[rows], attention_mask=mask[rows], labels=labels[rows]).loss
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
+        losses.append(loss.item())
     model.eval()
     model.generation_config.pad_token_id = tokenizer.eos_token_id
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return {"losses": losses}
 
 
-def _check_causal_lm(folder: Path) -> None:
+def _load_causal_lm(folder: Path) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    AutoTokenizer.from_pretrained(folder)
-    AutoModelForCausalLM.from_pretrained(folder)
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def _check_causal_lm(loaded: tuple[Any, Any]) -> None:
+    import torch
+
+    model, tokenizer = loaded
+    with torch.no_grad():
+        logits = model(**tokenizer(["a red circle"], return_tensors="pt")).logits
+    if not torch.isfinite(logits).all():
+        raise ValueError("the saved weights give non-finite logits")
+
+
+TINY_GPT2_ENTRY = register(Entry("tiny-gpt2", "the tiny GPT-2", TINY_GPT2, train_tiny_gpt2, _load_causal_lm,
+                                 _check_causal_lm, code=(caption_corpus,)))
 
 
 def tiny_gpt2_path() -> Path:
     """Folder of the tiny GPT-2, trained on first use (about 10 s on 2 CPU cores) (Chapter 1)."""
-    return cached("tiny-gpt2", train_tiny_gpt2, _check_causal_lm)
+    return path("tiny-gpt2")
 
 
 # ----------------------------------------------------------------------------------------------------
 # tiny CLIP: the offline stand-in for openai/clip-vit-base-patch32
 
-#: How the tiny CLIP is trained; a cached model saved with other settings is retrained.
-TINY_CLIP = {"version": 1, "n_pairs": 20000, "data_seed": 1, "max_shapes": 3, "split": "train",
-             "steps": 400, "batch_size": 256, "lr": 1e-3, "seed": 0}  # fmt: skip
+
+@dataclass(frozen=True)
+class TinyClipSettings:
+    """How the tiny CLIP is trained: data, steps, batch, learning rate and seed (Chapter 6)."""
+
+    n_pairs: int = 20000
+    data_seed: int = 1
+    max_shapes: int = 3
+    split: str = "train"
+    steps: int = 400
+    batch_size: int = 256
+    lr: float = 1e-3
+    seed: int = 0
 
 
-def train_tiny_clip(folder: Path) -> None:
-    """Train the tiny CLIP on shapes-world pairs and ``save_pretrained`` model and processor (Chapter 6).
+#: The tiny CLIP's settings; a cached model saved with other settings is retrained.
+TINY_CLIP = TinyClipSettings()
+
+
+@training_state(threads=None)
+def train_tiny_clip(folder: Path, settings: TinyClipSettings = TINY_CLIP) -> dict[str, Any]:
+    """Train the tiny CLIP on shapes-world pairs and ``save_pretrained`` model and processor; return the
+    loss and logit scale after every step and the training time (Chapter 6).
 
     The pairs come from ``split="train"``, so the held-out colour-shape combinations stay unseen.
     """
@@ -175,49 +426,66 @@ def train_tiny_clip(folder: Path) -> None:
     from mmbook import contrastive
     from mmbook.data import make_shapes
 
-    settings = TINY_CLIP
-    data = make_shapes(settings["n_pairs"], seed=settings["data_seed"], max_shapes=settings["max_shapes"],
-                       split=settings["split"])
+    s = settings
+    data = make_shapes(s.n_pairs, seed=s.data_seed, max_shapes=s.max_shapes, split=s.split)
     proc = contrastive.processor(data.images)
     pixel_values = contrastive.pixels(proc, data.images)
     ids, mask = contrastive.tokens(proc, data.captions)
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(s.seed)
     model = CLIPModel(contrastive.clip_config(proc.tokenizer))
-    history = contrastive.train_clip(model, pixel_values, ids, mask, steps=settings["steps"],
-                                     batch_size=settings["batch_size"], lr=settings["lr"], seed=settings["seed"])
+    history = contrastive.train_clip(model, pixel_values, ids, mask, steps=s.steps, batch_size=s.batch_size,
+                                     lr=s.lr, seed=s.seed)
     model.save_pretrained(folder)
     proc.save_pretrained(folder)
-    record = {**settings, "losses": history.losses, "logit_scales": history.logit_scales,
-              "train_seconds": history.seconds}
-    (folder / RECORD).write_text(json.dumps(record))
+    return {"losses": history.losses, "logit_scales": history.logit_scales, "train_seconds": history.seconds}
 
 
 def _load_tiny_clip(folder: Path) -> tuple[Any, Any]:
-    import torch
     from transformers import AutoProcessor, CLIPModel
 
-    check_settings(folder, TINY_CLIP)
-    model = CLIPModel.from_pretrained(folder).eval()
-    proc = AutoProcessor.from_pretrained(folder)
+    return CLIPModel.from_pretrained(folder).eval(), AutoProcessor.from_pretrained(folder)
+
+
+def _check_tiny_clip(loaded: tuple[Any, Any]) -> None:
+    import torch
+
+    model, proc = loaded
     batch = proc(text=["a red circle in the center"], images=[np.zeros((32, 32, 3), np.uint8)],
                  return_tensors="pt", padding=True)
     with torch.no_grad():
         logits = model(**batch).logits_per_text
     if not torch.isfinite(logits).all():
         raise ValueError("the saved weights give non-finite logits")
-    return model, proc
+
+
+TINY_CLIP_ENTRY = register(Entry("tiny-clip", "the tiny CLIP", TINY_CLIP, train_tiny_clip, _load_tiny_clip,
+                                 _check_tiny_clip, code=("mmbook.contrastive",)))
 
 
 def tiny_clip_path() -> Path:
     """Folder of the tiny CLIP: trained on first use (about a minute on 2 CPU cores), then loaded (Chapter 6)."""
-    return trained_path("tiny-clip", "the tiny CLIP", train_tiny_clip, _load_tiny_clip)
+    return path("tiny-clip")
 
 
-def tiny_clip_record(folder: Path | None = None) -> dict[str, Any]:
-    """The tiny CLIP's training settings, its loss and logit scale after every step and its training time."""
-    return read_record(folder or model_dir("tiny-clip"))
+def tiny_clip_record() -> dict[str, Any]:
+    """The tiny CLIP's record: ``settings``, the loss and logit scale after every step, the training time."""
+    return record("tiny-clip")
 
 
 def tiny_clip() -> tuple[Any, Any]:
-    """The tiny CLIP as ``(CLIPModel, CLIPProcessor)``, trained on first use (Chapter 6)."""
-    return _load_tiny_clip(tiny_clip_path())
+    """The tiny CLIP as ``(CLIPModel, CLIPProcessor)``, trained on first use, one copy per process (Chapter 6)."""
+    return load("tiny-clip")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the tiny LM and the tiny VLM (declared in mmbook.vlm_train): the offline stand-in for a real VLM
+
+
+def tiny_lm_path() -> Path:
+    """Folder of the tiny Llama-family LM (a ``LlamaForCausalLM``), pretrained on shapes-world text (Chapter 11)."""
+    return path("tiny-lm")
+
+
+def tiny_vlm_path() -> Path:
+    """Folder of the tiny VLM: a ``LlavaForConditionalGeneration`` with its processor (Chapter 11)."""
+    return path("tiny-vlm")

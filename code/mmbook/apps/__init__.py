@@ -21,6 +21,7 @@ from mmbook.apps.search import build_search_app
 from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.textgen import build_textgen_app
 from mmbook.apps.tour import build_tour_app
+from mmbook.apps.vlm_chat import build_vlm_chat_app
 
 APPS: dict[str, Callable[[], gr.Blocks]] = {
     "hello": build_hello_app,
@@ -34,6 +35,7 @@ APPS: dict[str, Callable[[], gr.Blocks]] = {
     "pretrained": build_pretrained_app,
     "tour": build_tour_app,
     "assistant": build_assistant_app,
+    "vlm-chat": build_vlm_chat_app,
 }
 
 __all__ = [
@@ -49,4 +51,5 @@ __all__ = [
     "build_shapes_app",
     "build_textgen_app",
     "build_tour_app",
+    "build_vlm_chat_app",
 ]

@@ -9,6 +9,7 @@ import mmbook  # noqa: F401  (network hygiene before gradio is imported)
 
 def main(argv: list[str] | None = None) -> None:
     from mmbook.apps import APPS
+    from mmbook.limits import LAUNCH
 
     parser = argparse.ArgumentParser(prog="python -m mmbook.apps", description=__doc__)
     parser.add_argument("name", choices=sorted(APPS), help="which app to launch")
@@ -16,7 +17,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=7860, help="port (default: 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public share link (off by default)")
     args = parser.parse_args(argv)
-    APPS[args.name]().launch(server_name=args.host, server_port=args.port, share=args.share)
+    APPS[args.name]().launch(**{**LAUNCH, "server_name": args.host, "server_port": args.port, "share": args.share})
 
 
 if __name__ == "__main__":

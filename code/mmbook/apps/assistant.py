@@ -2,24 +2,26 @@
 
 The tools, each labelled with the path that runs it:
 
-- **search** (text → pictures): Chapter 6's :class:`~mmbook.apps.search.SearchIndex` over 1,000
+- **search** (text → pictures): Chapter 6's :class:`~mmbook.search.SearchIndex` over 1,000
   shapes-world pictures, with the tiny CLIP offline and ``openai/clip-vit-base-patch32`` online;
 - **ask** (picture + question → answer): :func:`mmbook.tasks.answer`, the tiny ViLT offline and
   ``dandelin/vilt-b32-finetuned-vqa`` online;
 - **caption** (picture → text): BLIP online (:func:`mmbook.tasks.caption`), offline the retrieval caption
-  of :class:`mmbook.standins.RetrievalCaptioner`, which never generates text;
+  of :class:`mmbook.retrieval_captioner.RetrievalCaptioner`, which never generates text;
 - **listen** (clip → text): Whisper online (:func:`mmbook.tasks.transcribe`), offline the tone reader of
-  :mod:`mmbook.audio`, which reads the shapes world's tones and is not speech recognition.
+  :mod:`mmbook.tone_reader`, which reads the shapes world's tones and is not speech recognition;
+- **ask anything** (picture + any question → a generated answer, streamed): Chapter 11's
+  :mod:`mmbook.chat`, ``HuggingFaceTB/SmolVLM-256M-Instruct`` online and the book's tiny VLM offline.
 
-The models come from Chapter 8's loading policy (:func:`mmbook.apps.pretrained.load_models`), each in a
-lazy :class:`~mmbook.apps.pretrained.Task`. The chat's rules are in :func:`route`. The app refuses
-uploads larger than :data:`MAX_FILE_SIZE` (set at launch, see :class:`LimitedBlocks`) and never opens a
-share link unless asked.
+The models come from Chapter 8's loading policy (:func:`mmbook.pretrained.load_models`), each in a
+lazy, thread-safe :class:`~mmbook.pretrained.Task`; the builder loads them before the first request. The
+chat's rules are in :func:`route`. Uploads above :data:`mmbook.limits.MAX_FILE_SIZE` are refused at the
+server (:data:`mmbook.limits.LAUNCH`, applied by every launcher), and no share link opens unless asked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,14 +29,17 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from mmbook import chat as chat_module
 from mmbook import hub, tasks
-from mmbook.apps.inputs import whole_number
-from mmbook.apps.pretrained import PretrainedModels, Task, ask_tab, caption_tab, checked, load_models
-from mmbook.apps.search import DISPLAY_SIZE, GALLERY_SEED, GALLERY_SIZE, MAX_RESULTS, SearchIndex
+from mmbook.apps.common import ask_tab, caption_tab, checked, raw, whole_number
+from mmbook.chat import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS
+from mmbook.errors import InputError
+from mmbook.limits import MAX_FILE_SIZE, MAX_TEXT_CHARS
+from mmbook.pretrained import PretrainedModels, Task, load_models
+from mmbook.search import GALLERY_SIZE, MAX_RESULTS, SearchIndex
 from mmbook.viz import upscale_nearest
 
-#: The largest upload the app accepts, passed to ``launch(max_file_size=...)``.
-MAX_FILE_SIZE = "10mb"
+DISPLAY_SIZE = 128
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 #: The chat reads clips with ``scipy.io.wavfile``; the Listen tab reads any format Gradio can decode.
 AUDIO_SUFFIXES = frozenset({".wav"})
@@ -43,42 +48,34 @@ SEARCH_WORDS = ("find", "show", "search")
 _FILLER = ("me", "for", "pictures", "picture", "images", "image", "of", "with")
 CHAT_RESULTS = 3
 TOOL_NAMES = {"search": "text-to-image search", "answer": "visual question answering", "caption": "captioning",
-              "transcribe": "speech input", "help": "help"}  # fmt: skip
-
-
-class LimitedBlocks(gr.Blocks):
-    """A ``gr.Blocks`` whose ``launch`` refuses uploads above :data:`MAX_FILE_SIZE` and opens no share link,
-    unless the caller says otherwise, so the limit holds for the launcher, a Space and the chapter (Chapter 10)."""
-
-    def launch(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs.setdefault("max_file_size", MAX_FILE_SIZE)
-        kwargs.setdefault("share", False)
-        return super().launch(*args, **kwargs)
+              "transcribe": "speech input", "vlm": "ask anything (vision-language model)", "help": "help"}  # fmt: skip
 
 
 @dataclass
 class AssistantModels:
     """What the assistant's tools run: Chapter 8's models for asking and captioning, plus a search index
-    and a listener, each a lazy :class:`~mmbook.apps.pretrained.Task` with its path note (Chapter 10)."""
+    and a listener, each a lazy :class:`~mmbook.pretrained.Task` with its path note (Chapter 10)."""
 
     online: bool
     pretrained: PretrainedModels
     search: Task
     listen: Task
+    vlm: Task
+
+    def preload(self) -> None:
+        """Load the five tools' models now (Chapter 10)."""
+        for task in (self.pretrained.answer, self.pretrained.caption, self.search, self.listen, self.vlm):
+            task.get()
 
 
 def _search_index(offline: bool) -> SearchIndex:
-    from mmbook.data import make_shapes
-
-    model, processor = hub.load("clip", offline=offline)
-    gallery = make_shapes(GALLERY_SIZE, seed=GALLERY_SEED)
-    return SearchIndex.build(model, processor, gallery.images, gallery.captions)
+    return SearchIndex.of_gallery(*hub.load("clip", offline=offline))
 
 
 def load_assistant_models(offline: bool | None = None, *, lazy: bool = True) -> AssistantModels:
-    """The assistant's models by the book's loading policy (:func:`~mmbook.apps.pretrained.load_models`);
+    """The assistant's models by the book's loading policy (:func:`~mmbook.pretrained.load_models`);
     with ``lazy`` each loads on first use (Chapter 10)."""
-    from mmbook import audio
+    from mmbook import tone_reader
     from mmbook.env import is_offline
 
     offline = is_offline() if offline is None else offline
@@ -87,15 +84,18 @@ def load_assistant_models(offline: bool | None = None, *, lazy: bool = True) -> 
         search = Task(f"offline: the tiny CLIP (Chapter 6) searches {GALLERY_SIZE:,} shapes-world pictures; it "
                       "knows colours, shapes and positions, and only their words", lambda: _search_index(True))
         listen = Task("offline: no speech model. The tone reader (trained on the shapes world's sounds) names "
-                      "the colour and shape of each tone; it is not speech recognition", audio.tone_reader)
+                      "the colour and shape of each tone; it is not speech recognition", tone_reader.tone_reader)
     else:
         search = Task(f"online: openai/clip-vit-base-patch32 searches {GALLERY_SIZE:,} shapes-world pictures",
                       lambda: _search_index(False))
         listen = pretrained.transcribe
-    models = AssistantModels(online=not offline, pretrained=pretrained, search=search, listen=listen)
+    vlm_id = hub.lookup(chat_module.VLM_NAME).hub_id
+    vlm_note = (f"offline: the book's tiny VLM (Chapter 11) stands in for {vlm_id}; it is not a real "
+                "vision-language model and knows only the shapes world" if offline else f"online: {vlm_id}")
+    vlm = Task(vlm_note, lambda: chat_module.load_chat_model(offline=offline))
+    models = AssistantModels(online=not offline, pretrained=pretrained, search=search, listen=listen, vlm=vlm)
     if not lazy:
-        for task in (pretrained.answer, pretrained.caption, search, listen):
-            task.get()
+        models.preload()
     return models
 
 
@@ -155,26 +155,27 @@ def route(message: Any, history: Sequence[Any] | None = None) -> Route:
     2. an attached picture and some text → **answer** the text as a question about the picture;
     3. an attached picture alone → **caption** it;
     4. text that starts with "find", "show" or "search" → **search** the gallery for the rest;
-    5. a question (text ending in "?"), when a picture was sent earlier in the conversation → **answer** it
-       about that picture;
+    5. a question (text ending in "?") or a request that starts with "describe", when a picture was sent
+       earlier in the conversation → about that picture: **answer** when it is one of the five kinds of
+       question the ViLT was trained on (:func:`mmbook.data.questions.question_type`), else **vlm** (ask anything);
     6. anything else → **help**, which says what the assistant can do.
 
     ``message`` is ``gr.MultimodalTextbox``'s value, ``{"text": ..., "files": [...]}``. More than one file,
-    a file that is neither a picture nor a WAV clip, and an empty message are :class:`mmbook.tasks.InputError`.
+    a file that is neither a picture nor a WAV clip, and an empty message are :class:`mmbook.errors.InputError`.
     """
     if not isinstance(message, dict):
-        raise tasks.InputError("A chat message is {'text': ..., 'files': [...]}.")
+        raise InputError("A chat message is {'text': ..., 'files': [...]}.")
     text = message.get("text") or ""
     if not isinstance(text, str):
-        raise tasks.InputError("The message's text must be a string.")
+        raise InputError("The message's text must be a string.")
     text = " ".join(text.split())
-    if len(text) > tasks.MAX_TEXT_CHARS:
-        raise tasks.InputError(f"The message has {len(text):,} characters; the limit is {tasks.MAX_TEXT_CHARS}.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"The message has {len(text):,} characters; the limit is {MAX_TEXT_CHARS}.")
     files = [_file_path(f) for f in message.get("files") or []]
     if any(f is None for f in files):
-        raise tasks.InputError("An attachment could not be read as a file.")
+        raise InputError("An attachment could not be read as a file.")
     if len(files) > 1:
-        raise tasks.InputError(f"Please attach one file at a time; this message has {len(files)}.")
+        raise InputError(f"Please attach one file at a time; this message has {len(files)}.")
     if files:
         path = files[0]
         suffix = Path(path).suffix.lower()
@@ -182,22 +183,24 @@ def route(message: Any, history: Sequence[Any] | None = None) -> Route:
             return Route("transcribe", text, path)
         if suffix in IMAGE_SUFFIXES:
             return Route("answer", text, path) if text else Route("caption", "", path)
-        raise tasks.InputError(f"I read pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) and WAV clips; "
+        raise InputError(f"I read pictures ({', '.join(sorted(IMAGE_SUFFIXES))}) and WAV clips; "
                                f"{Path(path).name!r} is neither.")
     if not text:
-        raise tasks.InputError("Please type a message, or attach a picture or a WAV clip.")
+        raise InputError("Please type a message, or attach a picture or a WAV clip.")
     query = search_query(text)
     if query is not None:
         return Route("search", query)
+    from mmbook.data.questions import question_type
+
     earlier = last_picture(history)
-    if earlier is not None and text.endswith("?"):
-        return Route("answer", text, earlier)
+    if earlier is not None and (text.endswith("?") or text.lower().startswith("describe")):
+        return Route("answer" if question_type(text) is not None else "vlm", text, earlier)
     return Route("help", text)
 
 
 HELP = ("I can **search** pictures (\"find a red circle in the center\"), **answer** a question about a "
-        "picture (attach it and ask), **caption** a picture (attach it alone) and **transcribe** a clip "
-        "(attach a WAV file).")
+        "picture (attach it and ask), **caption** a picture (attach it alone), **transcribe** a clip "
+        "(attach a WAV file), and answer **anything** about the last picture (\"describe the picture.\").")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -216,8 +219,7 @@ class Found:
 
 class Assistant:
     """The four tools and the chat over :class:`AssistantModels`; each returns its result and a note that
-    says which path ran, and refuses bad input with a ``gr.Error`` or :class:`mmbook.tasks.InputError`
-    (Chapter 10)."""
+    says which path ran, and refuses bad input with an :class:`mmbook.errors.InputError` (Chapter 10)."""
 
     def __init__(self, models: AssistantModels | None = None) -> None:
         self.models = models or load_assistant_models()
@@ -233,7 +235,7 @@ class Assistant:
 
     def answer(self, image: Any, question: Any) -> tuple[list[tuple[str, float]], str]:
         """The three best answers to ``question`` about ``image`` (a path or a picture), with probabilities."""
-        from mmbook.standins import question_type
+        from mmbook.data.questions import question_type
 
         image = _picture(image)
         model, processor = self.models.pretrained.answer.get()
@@ -252,7 +254,7 @@ class Assistant:
 
     def caption(self, image: Any) -> tuple[str, np.ndarray | None, str]:
         """A caption of ``image``; offline a retrieval caption, with the gallery picture it belongs to."""
-        from mmbook.standins import RetrievalCaptioner
+        from mmbook.retrieval_captioner import RetrievalCaptioner
 
         image = _picture(image)
         captioner = self.models.pretrained.caption.get()
@@ -266,19 +268,26 @@ class Assistant:
 
     def transcribe(self, sample_rate: Any, samples: Any) -> tuple[str, str]:
         """Words for a clip: Whisper's transcript online, the tone reader's colours and shapes offline."""
-        from mmbook import audio
+        from mmbook import tone_reader
 
         listener = self.models.listen.get()
         note = f"**Path:** {self.models.listen.note}."
-        if isinstance(listener, audio.ToneReader):
-            clip = tasks.prepare_audio(samples, int(sample_rate), target_rate=audio.SAMPLE_RATE)
-            seconds = len(clip) / audio.SAMPLE_RATE
-            if seconds > audio.MAX_SECONDS:
-                raise tasks.InputError(f"The clip lasts {seconds:.1f} s; the tone reader reads at most "
-                                       f"{audio.MAX_SECONDS:.0f} s.")
+        if isinstance(listener, tone_reader.ToneReader):
+            clip = tasks.prepare_audio(samples, int(sample_rate), target_rate=tone_reader.SAMPLE_RATE)
+            seconds = len(clip) / tone_reader.SAMPLE_RATE
+            if seconds > tone_reader.MAX_SECONDS:
+                raise InputError(f"The clip lasts {seconds:.1f} s; the tone reader reads at most "
+                                 f"{tone_reader.MAX_SECONDS:.0f} s.")
             text = listener.transcribe(clip)
             return text or "(no tones heard)", note
         return tasks.transcribe(listener, tasks.prepare_audio(samples, int(sample_rate))), note
+
+    def ask_anything(self, image: Any, question: Any, max_new_tokens: Any = DEFAULT_NEW_TOKENS
+                     ) -> tuple[Iterator[str], str]:  # fmt: skip
+        """The vision-language model's answer to any ``question`` about ``image``, as a stream of the text so
+        far (:func:`mmbook.chat.stream_answer`; the inputs are checked before it starts), and the path note."""
+        stream = chat_module.stream_answer(self.models.vlm.get(), image, question, max_new_tokens)
+        return stream, f"**Path:** {self.models.vlm.note}."
 
     def best_match(self, query: Any) -> dict[str, Any]:
         """The best search result as text only (caption, gallery index, cosine): the endpoint that the
@@ -302,6 +311,12 @@ class Assistant:
         elif where.tool == "caption":
             text, _, note = self.caption(where.file)
             body = f"**{text}**"
+        elif where.tool == "vlm":
+            stream, note = self.ask_anything(where.file, where.text)
+            text = ""
+            for text in stream:  # noqa: B007  (the last text is the whole answer)
+                pass
+            body = f"**{text or '(no answer)'}**"
         else:
             sample_rate, samples = _read_wav(where.file)
             text, note = self.transcribe(sample_rate, samples)
@@ -311,7 +326,7 @@ class Assistant:
 
 def _picture(image: Any) -> Any:
     if image is None:
-        raise tasks.InputError("Please upload a picture.")
+        raise InputError("Please upload a picture.")
     return tasks.open_image(image) if isinstance(image, str | Path) else tasks.to_rgb(image)
 
 
@@ -321,7 +336,7 @@ def _read_wav(path: str) -> tuple[int, np.ndarray]:
     try:
         return wavfile.read(path)
     except Exception as exc:  # scipy raises several kinds (even UnboundLocalError) on a damaged header
-        raise tasks.InputError(f"This file is not a WAV clip that can be read ({type(exc).__name__}).") from None
+        raise InputError(f"This file is not a WAV clip that can be read ({type(exc).__name__}).") from None
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -329,13 +344,15 @@ def _read_wav(path: str) -> tuple[int, np.ndarray]:
 
 
 def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
-    """One app, five tabs: a chat that routes to the tools, and one tab per tool (Chapter 10).
+    """One app, six tabs: a chat that routes to the tools, and one tab per tool (Chapter 10).
 
-    Without ``models``, :func:`load_assistant_models` decides online or offline. Endpoints: ``/chat``,
-    ``/search``, ``/best_match`` (text only), ``/answer``, ``/caption``, ``/transcribe``.
+    Without ``models``, :func:`load_assistant_models` decides online or offline; either way the tools'
+    models load here, before the first request. Endpoints: ``/chat``, ``/search``, ``/best_match`` (text
+    only), ``/answer``, ``/caption``, ``/transcribe``, ``/ask_anything`` (streamed).
     """
     assistant = Assistant(models)
     models = assistant.models
+    models.preload()
 
     @checked
     def search(query: Any, k: Any) -> tuple[list[tuple[np.ndarray, str]], list[list[Any]], str]:
@@ -344,11 +361,9 @@ def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
         rows = [[rank, r.index, round(r.score, 4), r.caption] for rank, r in enumerate(results, start=1)]
         return pictures, rows, note
 
-    def best_match(query: str) -> dict:  # gr.api reads this signature, so no wrapper
-        try:
-            return assistant.best_match(query)
-        except tasks.InputError as exc:
-            raise gr.Error(str(exc)) from None
+    @checked
+    def best_match(query: str) -> dict:  # gr.api reads this signature through the wrapper
+        return assistant.best_match(query)
 
     @checked
     def answer(image: Any, question: Any) -> tuple[dict[str, float], str]:
@@ -362,15 +377,25 @@ def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
     @checked
     def transcribe(recording: Any) -> tuple[str, str]:
         if recording is None:
-            raise tasks.InputError("Please record or upload a clip.")
+            raise InputError("Please record or upload a clip.")
         return assistant.transcribe(*recording)
 
     @checked
     def chat(message: Any, history: list[Any]) -> str:
         return assistant.chat(message, history)
 
+    start_vlm = checked(assistant.ask_anything)
+
+    def ask_anything(image: Any, question: Any, max_new_tokens: Any) -> Iterator[tuple[str, str]]:
+        stream, note = start_vlm(image, question, max_new_tokens)  # refusals are gr.Error before it starts
+        text = ""
+        for text in stream:
+            yield text, note
+        if not text:
+            yield "(the model ended its answer at once)", note
+
     where = "online: hub models" if models.online else "offline: the book's stand-ins"
-    with LimitedBlocks(title="A multimodal assistant") as demo:
+    with gr.Blocks(title="A multimodal assistant") as demo:
         gr.Markdown(f"## A multimodal assistant ({where})\n"
                     "Chat with it, or use one tool per tab. Every answer says which tool and which model ran. "
                     f"Uploads are limited to {MAX_FILE_SIZE.upper()}.")
@@ -379,7 +404,9 @@ def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
                 gr.Markdown(
                     "**Rules:** a WAV clip is transcribed; a picture with text is a question about it; a "
                     "picture alone is captioned; text that starts with *find*, *show* or *search* searches the "
-                    "gallery; a question ending in '?' asks about the last picture you sent."
+                    "gallery; a question ending in '?' (or 'describe ...') asks about the last picture you sent: "
+                    "the ViLT answers the five kinds of question it knows, the vision-language model anything "
+                    "else."
                 )
                 gr.ChatInterface(
                     chat, multimodal=True, api_name="chat",
@@ -390,7 +417,7 @@ def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
                 gr.Markdown(f"**Path:** {models.search.note}.")
                 with gr.Row():
                     query = gr.Textbox(label="Description", value="a red circle in the center", scale=4)
-                    k = gr.Slider(1, MAX_RESULTS, value=8, step=1, label="Results", scale=1)
+                    k = raw(gr.Slider(1, MAX_RESULTS, value=8, step=1, label="Results", scale=1))
                 search_button = gr.Button("Search", variant="primary")
                 pictures = gr.Gallery(label="Best matches (gallery index: cosine similarity)", columns=8,
                                       height=260, object_fit="contain", format="png")
@@ -407,13 +434,26 @@ def build_assistant_app(models: AssistantModels | None = None) -> gr.Blocks:
                 caption_tab(caption)
             with gr.Tab("Listen (Whisper)"):
                 gr.Markdown(f"**Path:** {models.listen.note}.")
-                recording = gr.Audio(label="Clip", type="numpy", sources=["upload", "microphone"])
+                recording = raw(gr.Audio(label="Clip", type="numpy", sources=["upload", "microphone"]))
                 listen_button = gr.Button("Transcribe", variant="primary")
                 transcript = gr.Textbox(label="Transcript")
                 listen_note = gr.Markdown()
                 listen_button.click(transcribe, [recording], [transcript, listen_note], api_name="transcribe")
+            with gr.Tab("Ask anything (VLM)"):
+                gr.Markdown(f"**Path:** {models.vlm.note}.")
+                with gr.Row():
+                    vlm_image = raw(gr.Image(label="Picture", type="filepath", image_mode=None, height=256))
+                    with gr.Column():
+                        vlm_question = gr.Textbox(label="Question", value="describe the picture.")
+                        vlm_tokens = raw(gr.Slider(1, MAX_NEW_TOKENS, value=DEFAULT_NEW_TOKENS, step=1,
+                                                   label="Most new tokens"))  # fmt: skip
+                        vlm_button = gr.Button("Ask", variant="primary")
+                        vlm_answer = gr.Textbox(label="Answer (streamed)")
+                        vlm_note = gr.Markdown()
+                vlm_button.click(ask_anything, [vlm_image, vlm_question, vlm_tokens], [vlm_answer, vlm_note],
+                                 api_name="ask_anything")  # fmt: skip
     return demo
 
 
-__all__ = ["MAX_FILE_SIZE", "Assistant", "AssistantModels", "Found", "LimitedBlocks", "Route",
+__all__ = ["Assistant", "AssistantModels", "Found", "Route",
            "build_assistant_app", "last_picture", "load_assistant_models", "route", "search_query"]

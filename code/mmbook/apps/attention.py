@@ -6,23 +6,23 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from mmbook.apps.inputs import whole_number
-from mmbook.attention import FINDER_WORDS, heat_overlay, scene, shape_finder
+from mmbook.apps.common import check_pixels, checked, raw, shorten, whole_number
 from mmbook.data import COLORS, POSITIONS
+from mmbook.errors import InputError
+from mmbook.limits import MAX_SEED
+from mmbook.shape_finder import FINDER_WORDS, scene, shape_finder
+from mmbook.viz import heat_overlay
 
-MAX_SEED = 1_000_000
-MAX_PIXELS = 4096 * 4096
 SIZE = 32
 
 
 def _word(value: str | None) -> str:
-    word = (value or "").strip().lower()
+    word = value.strip().lower() if isinstance(value, str) else ""
     allowed = ", ".join(FINDER_WORDS)
     if not word:
-        raise gr.Error(f"Please type a word, one of: {allowed}.")
+        raise InputError(f"Please type a word, one of: {allowed}.")
     if word not in FINDER_WORDS:
-        shown = word if len(word) <= 40 else word[:39] + "…"
-        raise gr.Error(f"The model does not know {shown!r}; use one of: {allowed}.")
+        raise InputError(f"The model does not know {shorten(word)!r}; use one of: {allowed}.")
     return word
 
 
@@ -30,12 +30,12 @@ def _picture(image: np.ndarray) -> np.ndarray:
     """An RGB picture (the Image input converts every upload to RGB) → uint8 (32, 32, 3), box-resized."""
     array = np.asarray(image)
     if array.ndim != 3 or array.shape[2] != 3:
-        raise gr.Error(f"Expected an RGB picture, got an array of shape {array.shape}.")
-    if array.shape[0] * array.shape[1] > MAX_PIXELS:
-        raise gr.Error("That picture is too large; please use one under 16 megapixels.")
+        raise InputError(f"Expected an RGB picture, got an array of shape {array.shape}.")
+    check_pixels(array)
     return np.asarray(Image.fromarray(array.astype(np.uint8)).resize((SIZE, SIZE), Image.Resampling.BOX))
 
 
+@checked
 def locate(seed: float | None, word: str | None, image: np.ndarray | None = None) -> tuple[np.ndarray, dict, str]:
     """Where the model looks for ``word`` in scene ``seed`` (or in ``image``) and which cell it answers (Chapter 4)."""
     word = _word(word)
@@ -62,6 +62,7 @@ def locate(seed: float | None, word: str | None, image: np.ndarray | None = None
 
 def build_attention_app() -> gr.Blocks:
     """A seed (or a picture) and a word in; the word's attention over the picture and the answer out (Chapter 4)."""
+    shape_finder()  # loaded (or trained) now, before the first request
     with gr.Blocks(title="Where is it? Cross-attention") as demo:
         gr.Markdown(
             "## Where is it? A word attends over a picture\n"
@@ -70,9 +71,10 @@ def build_attention_app() -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column():
-                seed = gr.Number(value=3, label=f"Scene seed (0 to {MAX_SEED:,})")
+                seed = raw(gr.Number(value=3, label=f"Scene seed (0 to {MAX_SEED:,})"))
                 word = gr.Textbox(value="red", label="Word", placeholder=", ".join(FINDER_WORDS))
-                image = gr.Image(label="Or upload a picture (optional)", type="numpy", image_mode="RGB", height=160)
+                image = raw(gr.Image(label="Or upload a picture (optional)", type="numpy", image_mode="RGB",
+                                     height=160))
                 button = gr.Button("Find", variant="primary")
             with gr.Column():
                 heat = gr.Image(label="Attention of the word over the picture", type="numpy", height=280)

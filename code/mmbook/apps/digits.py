@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import gradio as gr
 import numpy as np
 from PIL import Image
 
+from mmbook.apps.common import once, raw
 from mmbook.baselines import DigitsWithHints
+from mmbook.limits import MAX_PIXELS, MAX_TEXT_CHARS
 
 TRAIN_NOISE = 0.5
-MAX_HINT = 300
-MAX_PIXELS = 4096 * 4096
 
 
-@lru_cache(maxsize=1)
+@once
 def trained_model() -> DigitsWithHints:
     """The Chapter 1 classifiers, fitted on noisy images of scikit-learn's digits (Chapter 1)."""
     from mmbook.data import add_noise, make_digits
@@ -64,11 +62,15 @@ def classify(image: np.ndarray | None, hint: str) -> tuple[dict, dict, dict]:
     """Class probabilities from the image alone, the hint alone and both (late fusion) (Chapter 1)."""
     if image is None:
         raise gr.Error("Please upload or draw a picture of one digit.")
-    if np.asarray(image).size > MAX_PIXELS:
-        raise gr.Error("That picture is too large; please use one under 16 megapixels.")
+    array = np.asarray(image)
+    if array.ndim >= 2 and array.shape[0] * array.shape[1] > MAX_PIXELS:
+        raise gr.Error(f"That picture has {array.shape[0] * array.shape[1]:,} pixels; please use one of at most "
+                       f"{MAX_PIXELS:,}.")
+    if hint is not None and not isinstance(hint, str):
+        raise gr.Error("The hint must be text, such as 'an odd number greater than four'.")
     hint = (hint or "").strip()
-    if len(hint) > MAX_HINT:
-        raise gr.Error(f"The hint has {len(hint)} characters; please use at most {MAX_HINT}.")
+    if len(hint) > MAX_TEXT_CHARS:
+        raise gr.Error(f"The hint has {len(hint):,} characters; please use at most {MAX_TEXT_CHARS}.")
     try:
         x = to_digit_image(image)[None]
     except ValueError as exc:
@@ -82,6 +84,7 @@ def classify(image: np.ndarray | None, hint: str) -> tuple[dict, dict, dict]:
 
 def build_digits_app() -> gr.Blocks:
     """Upload a digit, type a hint such as "an odd number above four", compare the three posteriors."""
+    trained_model()  # fitted now, before the first request
     with gr.Blocks(title="Digits with hints") as demo:
         gr.Markdown(
             "## Two modalities are better than one\n"
@@ -89,7 +92,7 @@ def build_digits_app() -> gr.Blocks:
             "unsure; multiplying their posteriors (late fusion) resolves the digit."
         )
         with gr.Row():
-            image = gr.Image(label="Digit", type="numpy", image_mode="RGB", height=220)
+            image = raw(gr.Image(label="Digit", type="numpy", image_mode="RGB", height=220))
             hint = gr.Textbox(label="Hint", placeholder="an odd number greater than four", lines=2)
         button = gr.Button("Classify", variant="primary")
         with gr.Row():

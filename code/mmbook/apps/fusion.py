@@ -7,19 +7,21 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from mmbook.apps.inputs import shapes_text, whole_number
-from mmbook.attention import heat_overlay
+from mmbook.apps.common import checked, raw, shapes_text, shorten, whole_number
 from mmbook.data import POSITION_PHRASES, SHAPES_VOCABULARY, make_shapes, words
-from mmbook.fusion import COLOR_NAMES, METHODS, compare, fusion_models
+from mmbook.errors import InputError
+from mmbook.experiments.fusion_bench import COLOR_NAMES, compare, fusion_models
+from mmbook.fusion import METHODS
+from mmbook.limits import MAX_SEED
+from mmbook.viz import heat_overlay
 
-MAX_SEED = 1_000_000
 MAX_WORDS = 40
 SIZE = 32
 DISPLAY_SIZE = 256
 EXAMPLE_QUESTION = "what color is the shape in the top left?"
 HEADERS = ["method", "answer", "confidence", "right"]
 DROPS: dict[str, str | None] = {"nothing": None, "the picture": "picture", "the question": "sentence"}
-"""The switch's choices → the ``drop`` argument of :func:`mmbook.fusion.compare`."""
+"""The switch's choices → the ``drop`` argument of :func:`mmbook.experiments.fusion_bench.compare`."""
 
 # every phrase that names a cell, longest first, so "in the top left corner" wins over "in the top left"
 _PHRASES = sorted(((" ".join(words(p)), cell) for cell, ps in POSITION_PHRASES.items() for p in ps),
@@ -35,10 +37,9 @@ def _question(value: str | None) -> str:
 def _drop(value: str | None) -> str | None:
     choices = ", ".join(repr(c) for c in DROPS)
     if value is None or value == "":
-        raise gr.Error(f"Please choose what to hide from the models: one of {choices}.")
-    if value not in DROPS:
-        shown = value if len(str(value)) <= 40 else str(value)[:39] + "…"
-        raise gr.Error(f"What to hide must be one of {choices}; got {shown!r}.")
+        raise InputError(f"Please choose what to hide from the models: one of {choices}.")
+    if not isinstance(value, str) or value not in DROPS:
+        raise InputError(f"What to hide must be one of {choices}; got {shorten(repr(value))}.")
     return DROPS[value]
 
 
@@ -59,6 +60,7 @@ def cell_heat(weights: np.ndarray, size: int = SIZE) -> np.ndarray:
     return heat
 
 
+@checked
 def ask(seed: Any, question: str | None, drop: str | None) -> tuple[np.ndarray, list[list[str]], str]:
     """Every fusion method's answer to ``question`` about scene ``seed``, checked input first (Chapter 5).
 
@@ -75,7 +77,7 @@ def ask(seed: Any, question: str | None, drop: str | None) -> tuple[np.ndarray, 
     try:
         probabilities, weights = compare(fusion_models(), picture, text, drop=hidden)
     except ValueError as error:
-        raise gr.Error(f"The models cannot read that question: {error}.") from None
+        raise InputError(f"The models cannot read that question: {error}.") from None
 
     cell = named_cell(text)
     colors = [o["color"] for o in sample["attributes"] if o["position"] == cell]
@@ -104,6 +106,7 @@ def ask(seed: Any, question: str | None, drop: str | None) -> tuple[np.ndarray, 
 
 def build_fusion_app() -> gr.Blocks:
     """A scene seed, a question and a modality to hide in; every fusion method's answer out (Chapter 5)."""
+    fusion_models()  # loaded (or trained) now, before the first request
     with gr.Blocks(title="Which fusion can answer?") as demo:
         gr.Markdown(
             "## Which fusion can answer? Compare fusion methods on one question\n"
@@ -113,9 +116,9 @@ def build_fusion_app() -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column():
-                seed = gr.Number(value=6, label=f"Scene seed (0 to {MAX_SEED:,})", step=1)
+                seed = raw(gr.Number(value=6, label=f"Scene seed (0 to {MAX_SEED:,})", step=1))
                 question = gr.Textbox(value=EXAMPLE_QUESTION, label="Question", placeholder=EXAMPLE_QUESTION)
-                drop = gr.Radio(list(DROPS), value="nothing", label="Hide from every model")
+                drop = raw(gr.Radio(list(DROPS), value="nothing", label="Hide from every model"))
                 button = gr.Button("Answer", variant="primary")
             with gr.Column():
                 picture = gr.Image(label="Where the cross-attention model looks", type="numpy", format="png",

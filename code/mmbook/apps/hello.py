@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import gradio as gr
 
-MAX_NAME = 100
+from mmbook.limits import MAX_TEXT_CHARS
 
 
 def greet(name: str) -> str:
     """Greet ``name``; empty or overly long input gets a clear ``gr.Error`` (Chapter 1)."""
-    name = (name or "").strip()
+    name = name.strip() if isinstance(name, str) else ""
     if not name:
         raise gr.Error("Please type a name.")
-    if len(name) > MAX_NAME:
-        raise gr.Error(f"That name has {len(name)} characters; please use at most {MAX_NAME}.")
+    if len(name) > MAX_TEXT_CHARS:
+        raise gr.Error(f"That name has {len(name):,} characters; please use at most {MAX_TEXT_CHARS}.")
     return f"Hello, {name}!"
 
 

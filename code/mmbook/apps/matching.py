@@ -9,15 +9,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mmbook.apps.inputs import shapes_text, whole_number
-from mmbook.attention import heat_overlay
+from mmbook.apps.common import check_pixels, checked, raw, shapes_text, whole_number
 from mmbook.data import SHAPES_VOCABULARY, make_shapes
-from mmbook.matching import MAX_TOKENS, matcher, pixels, tokenize
+from mmbook.errors import InputError
+from mmbook.experiments.book_matcher import matcher
+from mmbook.limits import MAX_SEED
+from mmbook.matching import MAX_TOKENS, pixels, tokenize
+from mmbook.viz import heat_overlay
 
-MAX_SEED = 1_000_000
 #: Words and punctuation marks a caption may have: with start and end tokens it fits ``MAX_TOKENS``.
 MAX_WORDS = MAX_TOKENS - 2
-MAX_PIXELS = 4096 * 4096
 MAX_ASPECT = 4.0
 SIZE, DISPLAY_SIZE = 32, 256
 EXAMPLE_SEED = 4
@@ -32,46 +33,24 @@ def _caption(value: str | None) -> str:
 
 
 def _picture(image: Any) -> np.ndarray:
-    """An uploaded picture → uint8 ``(32, 32, 3)``, box-resized; odd arrays get a ``gr.Error``."""
+    """An uploaded picture → uint8 ``(32, 32, 3)``, box-resized; odd arrays get an ``InputError``."""
     array = np.asarray(image)
     if array.ndim == 2:
         array = np.repeat(array[..., None], 3, axis=2)  # grey → RGB
     if array.ndim != 3 or array.shape[2] not in (3, 4) or 0 in array.shape:
-        raise gr.Error(f"Expected an RGB picture, got an array of shape {array.shape}.")
+        raise InputError(f"Expected an RGB picture, got an array of shape {array.shape}.")
+    check_pixels(array)
     height, width = array.shape[:2]
-    if height * width > MAX_PIXELS:
-        raise gr.Error("That picture is too large; please use one under 16 megapixels.")
     if max(height, width) / min(height, width) > MAX_ASPECT:
-        raise gr.Error(f"That picture is {width}×{height} pixels; the matcher needs a roughly square picture "
+        raise InputError(f"That picture is {width}×{height} pixels; the matcher needs a roughly square picture "
                        f"(at most {MAX_ASPECT:g} times wider than high, or higher than wide).")
     if array.dtype != np.uint8:
         if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-            raise gr.Error("The picture's pixels must be finite numbers.")
+            raise InputError("The picture's pixels must be finite numbers.")
         scale = 255.0 if array.max() <= 1.0 else 1.0  # floats in [0, 1] or already in [0, 255]
         array = np.clip(array * scale, 0, 255).round().astype(np.uint8)
     rgb = Image.fromarray(array[..., :3])
     return np.asarray(rgb.resize((SIZE, SIZE), Image.Resampling.BOX))
-
-
-def _with_clear_upload_errors(component: gr.Image) -> gr.Image:
-    """Make an upload that is not a readable picture reach the user as a clear ``gr.Error``.
-
-    Gradio decodes the file before the event function runs, so the check wraps the component's own
-    ``preprocess`` (wrapping the instance, not subclassing: a subclass makes gradio write a ``.pyi`` stub).
-    """
-    decode = component.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return decode(payload)
-        except gr.Error:
-            raise
-        except Exception as error:  # PIL's UnidentifiedImageError, truncated files, decompression bombs ...
-            raise gr.Error(f"That file could not be read as a picture ({type(error).__name__}); please upload "
-                           "a PNG or JPEG image.") from None
-
-    component.preprocess = preprocess  # type: ignore[method-assign]
-    return component
 
 
 def patch_heat(weights: np.ndarray, size: int = SIZE) -> np.ndarray:
@@ -94,6 +73,7 @@ def score(picture: np.ndarray, caption: str) -> tuple[float, np.ndarray, float]:
     return float(torch.sigmoid(out.logits[0])), weights / max(share, 1e-12), share
 
 
+@checked
 def match(seed: Any, caption: str | None, image: np.ndarray | None = None) -> tuple[dict[str, float], np.ndarray, str]:
     """Whether ``caption`` describes scene ``seed`` (or the uploaded ``image``), and where it looked (Chapter 7).
 
@@ -117,6 +97,7 @@ def match(seed: Any, caption: str | None, image: np.ndarray | None = None) -> tu
 
 def build_matching_app() -> gr.Blocks:
     """A scene seed (or a picture) and a caption in; the match probability and the attention out (Chapter 7)."""
+    matcher()  # loaded (or trained) now, before the first request
     with gr.Blocks(title="Does the caption match the picture?") as demo:
         gr.Markdown(
             "## Does the caption match the picture? A single-stream matcher\n"
@@ -126,10 +107,10 @@ def build_matching_app() -> gr.Blocks:
         )
         with gr.Row():
             with gr.Column():
-                seed = gr.Number(value=EXAMPLE_SEED, label=f"Scene seed (0 to {MAX_SEED:,})", step=1)
+                seed = raw(gr.Number(value=EXAMPLE_SEED, label=f"Scene seed (0 to {MAX_SEED:,})", step=1))
                 caption = gr.Textbox(value=EXAMPLE_CAPTION, label="Caption", placeholder=EXAMPLE_CAPTION, lines=2)
-                image = _with_clear_upload_errors(
-                    gr.Image(label="Or upload a picture (optional)", type="numpy", image_mode="RGB", height=160))
+                image = raw(gr.Image(label="Or upload a picture (optional)", type="numpy", image_mode="RGB",
+                                     height=160))
                 button = gr.Button("Match", variant="primary")
             with gr.Column():
                 answer = gr.Label(num_top_classes=2, label="Does the caption describe the picture?")

@@ -1,79 +1,21 @@
-"""Text→image search over a gallery with a CLIP model: the tiny CLIP offline (Chapter 6; Chapter 10 reuses it).
+"""Text→image search over a gallery with a CLIP model: the tiny CLIP offline (Chapter 6).
 
-The gallery's embeddings are computed once, when the app is built; a query then costs one pass of the
-text tower and one matrix product, which is why a dual encoder can search millions of pictures.
+The index (:class:`mmbook.search.SearchIndex`) embeds the gallery once, when the app is built; a query then
+costs one pass of the text tower and one matrix product.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
 import numpy as np
-from torch import Tensor
 
-from mmbook import contrastive
-from mmbook.apps.inputs import whole_number
-from mmbook.data import make_shapes, words
+from mmbook.apps.common import checked, raw, whole_number
+from mmbook.search import MAX_RESULTS, SearchIndex
 from mmbook.viz import upscale_nearest
 
-GALLERY_SIZE, GALLERY_SEED = 1000, 2
-MAX_RESULTS = 24
-MAX_QUERY_CHARS = 300
 DISPLAY_SIZE = 128
-
-
-def unknown_words(tokenizer: Any, text: str) -> list[str]:
-    """The words of ``text`` that ``tokenizer`` maps to its unknown token, sorted.
-
-    The book's word-level tokenizer has a closed vocabulary; a byte-level BPE such as real CLIP's spells
-    every word from pieces and has no unknown words, so nothing is refused online.
-    """
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None:
-        return []
-    return sorted({w for w in words(text) if unk in tokenizer(w, add_special_tokens=False)["input_ids"]})
-
-
-@dataclass
-class SearchIndex:
-    """A gallery of pictures with their CLIP embeddings, and the model that searches it (Chapter 6)."""
-
-    model: Any
-    processor: Any
-    images: np.ndarray
-    captions: list[str]
-    embeddings: Tensor
-
-    @classmethod
-    def build(cls, model: Any, processor: Any, images: np.ndarray, captions: list[str]) -> SearchIndex:
-        """Embed every picture of the gallery once."""
-        return cls(model, processor, images, captions,
-                   contrastive.embed_images(model, contrastive.pixels(processor, images)))
-
-    def check_query(self, query: Any) -> str:
-        """The query, stripped, or a ``gr.Error`` that says why it cannot be searched."""
-        if not isinstance(query, str) or not query.strip():
-            raise gr.Error("Please type a description to search for, for example 'a red circle in the center'.")
-        query = query.strip()
-        if len(query) > MAX_QUERY_CHARS:
-            raise gr.Error(f"The description is {len(query):,} characters long; the limit is {MAX_QUERY_CHARS}.")
-        unknown = unknown_words(self.processor.tokenizer, query)
-        if unknown:
-            raise gr.Error(f"The model has never seen the word(s) {', '.join(repr(w) for w in unknown)}. "
-                           "It knows the words of shapes-world captions: colours, shapes and positions.")
-        limit = self.model.config.text_config.max_position_embeddings
-        length = len(self.processor.tokenizer(query)["input_ids"])
-        if length > limit:
-            raise gr.Error(f"The description has {length} tokens; the text encoder reads at most {limit}.")
-        return query
-
-    def search(self, query: str, k: int) -> tuple[Tensor, Tensor]:
-        """Cosine similarities and gallery indices of the ``k`` best matches of ``query``."""
-        ids, mask = contrastive.tokens(self.processor, [query])
-        text = contrastive.embed_texts(self.model, ids, mask)
-        return (text @ self.embeddings.T)[0].topk(k)
 
 
 def build_search_app(index: SearchIndex | None = None) -> gr.Blocks:
@@ -84,11 +26,10 @@ def build_search_app(index: SearchIndex | None = None) -> gr.Blocks:
     if index is None:
         from mmbook.zoo import tiny_clip
 
-        model, processor = tiny_clip()
-        gallery = make_shapes(GALLERY_SIZE, seed=GALLERY_SEED)
-        index = SearchIndex.build(model, processor, gallery.images, gallery.captions)
+        index = SearchIndex.of_gallery(*tiny_clip())
 
-    def search(query: str, k: float) -> tuple[list[tuple[np.ndarray, str]], list[list[Any]]]:
+    @checked
+    def search(query: Any, k: Any) -> tuple[list[tuple[np.ndarray, str]], list[list[Any]]]:
         query = index.check_query(query)
         scores, found = index.search(query, whole_number(k, "number of results", 1, MAX_RESULTS))
         pictures = [(upscale_nearest(index.images[i], DISPLAY_SIZE), f"#{i}: {s:.3f}")
@@ -105,7 +46,7 @@ def build_search_app(index: SearchIndex | None = None) -> gr.Blocks:
         )
         with gr.Row():
             query = gr.Textbox(label="Description", placeholder="a red circle in the center", scale=4)
-            k = gr.Slider(1, MAX_RESULTS, value=8, step=1, label="Results", scale=1)
+            k = raw(gr.Slider(1, MAX_RESULTS, value=8, step=1, label="Results", scale=1))
         button = gr.Button("Search", variant="primary")
         pictures = gr.Gallery(label="Best matches (gallery index: cosine similarity)", columns=8, height=300,
                               object_fit="contain", format="png")
@@ -116,5 +57,4 @@ def build_search_app(index: SearchIndex | None = None) -> gr.Blocks:
     return demo
 
 
-__all__ = ["SearchIndex", "build_search_app"]
-
+__all__ = ["build_search_app"]

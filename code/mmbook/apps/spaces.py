@@ -33,10 +33,11 @@ def write_space(name: str, folder: str | Path, *, title: str | None = None) -> l
         "app.py": (
             '"""A Space running one of the apps of the book *Multimodal Large Models: Principles and Practice*."""\n\n'
             "import mmbook  # noqa: F401  (network hygiene before gradio is imported)\n"
-            "from mmbook.apps import APPS\n\n"
+            "from mmbook.apps import APPS\n"
+            "from mmbook.limits import LAUNCH\n\n"
             f"demo = APPS[{name!r}]()\n\n"
             'if __name__ == "__main__":\n'
-            "    demo.launch()\n"
+            "    demo.launch(**LAUNCH)\n"
         ),
         "requirements.txt": (
             f"--extra-index-url {CPU_TORCH_INDEX}\n"

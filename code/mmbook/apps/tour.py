@@ -14,12 +14,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from mmbook.apps.inputs import whole_number
+from mmbook.apps.common import checked, raw, to_int16, whole_number
 from mmbook.data import COLORS, SHAPE_KINDS, make_shapes
+from mmbook.limits import MAX_PIXELS, MAX_SEED, MAX_TEXT_CHARS
 from mmbook.viz import upscale_nearest
 
-MAX_SEED = 1_000_000
-MAX_PIXELS = 4096 * 4096
 #: A pixel darker than this in every channel is background in the shapes world (backgrounds are 15–45).
 DARK = 70
 PALETTE = np.array(list(COLORS.values()), dtype=np.float32)
@@ -59,7 +58,7 @@ def build_interface_demo() -> gr.Interface:
     """``gr.Interface``: one function, its inputs and outputs declared, the page generated (Chapter 9)."""
     return gr.Interface(
         fn=colour_shares,
-        inputs=gr.Image(type="numpy", label="Picture", image_mode="RGB"),
+        inputs=raw(gr.Image(type="numpy", label="Picture", image_mode="RGB")),
         outputs=gr.Label(num_top_classes=3, label="Colours"),
         title="Which colours are in this picture?",
         description="Every bright pixel takes the nearest of the shapes world's six colours.",
@@ -68,6 +67,7 @@ def build_interface_demo() -> gr.Interface:
     )
 
 
+@checked
 def scene(seed: Any) -> np.ndarray:
     """The picture of ``make_shapes(1, seed=seed)``, enlarged to 256 pixels (Chapter 9)."""
     return upscale_nearest(make_shapes(1, seed=whole_number(seed, "seed", 0, MAX_SEED)).images[0], 256)
@@ -79,9 +79,9 @@ def build_blocks_demo() -> gr.Blocks:
         gr.Markdown("## A scene, then its colours\nThe button draws a scene; `.then` measures its colours.")
         with gr.Row():
             with gr.Column(scale=1):
-                seed = gr.Number(value=7, label=f"Seed (0 to {MAX_SEED:,})", precision=0)
+                seed = raw(gr.Number(value=7, label=f"Seed (0 to {MAX_SEED:,})", precision=0))
                 button = gr.Button("Draw", variant="primary")
-            picture = gr.Image(label="Scene", type="numpy", height=256, width=256, format="png", scale=1)
+            picture = raw(gr.Image(label="Scene", type="numpy", height=256, width=256, format="png", scale=1))
             label = gr.Label(num_top_classes=3, label="Colours", scale=1)
         button.click(scene, seed, picture, api_name="scene").then(colour_shares, picture, label, api_name="colours")
         picture.upload(colour_shares, picture, label, api_name=False)
@@ -110,10 +110,9 @@ def _waveform(audio: np.ndarray, rate: int) -> Any:
     return figure
 
 
+@checked
 def every_modality(seed: Any) -> tuple[Any, ...]:
     """One scene through one output component per kind of data (Chapter 9)."""
-    from mmbook.apps.shapes import to_int16
-
     number = whole_number(seed, "seed", 0, MAX_SEED)
     data = make_shapes(1, seed=number)
     sample = data[0]
@@ -140,7 +139,7 @@ def build_components_demo() -> gr.Blocks:
     with gr.Blocks(title="Components for every modality") as demo:
         gr.Markdown("## One scene, eight components")
         with gr.Row():
-            seed = gr.Number(value=3, label=f"Seed (0 to {MAX_SEED:,})", precision=0)
+            seed = raw(gr.Number(value=3, label=f"Seed (0 to {MAX_SEED:,})", precision=0))
             button = gr.Button("Show", variant="primary")
         with gr.Row():
             image = gr.Image(label="gr.Image", format="png", height=256)
@@ -160,6 +159,7 @@ def build_components_demo() -> gr.Blocks:
     return demo
 
 
+@checked
 def collect(seed: Any, collected: list[int] | None) -> tuple[list[int], list[tuple[np.ndarray, str]], str]:
     """Add the scene of ``seed`` to this session's collection, kept in ``gr.State`` (Chapter 9)."""
     number = whole_number(seed, "seed", 0, MAX_SEED)
@@ -175,7 +175,7 @@ def build_state_demo() -> gr.Blocks:
         gr.Markdown("## A collection per visitor\nEach visitor has their own list; a reload empties it.")
         collected = gr.State([])
         with gr.Row():
-            seed = gr.Number(value=1, label="Seed", precision=0)
+            seed = raw(gr.Number(value=1, label="Seed", precision=0))
             add = gr.Button("Add to my collection", variant="primary")
             clear = gr.Button("Clear")
         status = gr.Textbox(label="Status")
@@ -188,11 +188,11 @@ def build_state_demo() -> gr.Blocks:
 
 def stream_words(text: Any, seconds_per_word: float = 0.05) -> Iterator[str]:
     """Yield ``text`` word by word: a generator makes a streaming endpoint (Chapter 9)."""
-    words = str(text or "").split()
+    words = text.split() if isinstance(text, str) else []
     if not words:
         raise gr.Error("Please type something to stream.")
-    if len(words) > 200:
-        raise gr.Error(f"The text has {len(words)} words; the limit is 200.")
+    if len(text) > MAX_TEXT_CHARS:
+        raise gr.Error(f"The text has {len(text):,} characters; the limit is {MAX_TEXT_CHARS}.")
     shown = []
     for word in words:
         shown.append(word)
@@ -200,6 +200,7 @@ def stream_words(text: Any, seconds_per_word: float = 0.05) -> Iterator[str]:
         yield " ".join(shown)
 
 
+@checked
 def count_colours(n_scenes: Any, progress: gr.Progress = gr.Progress()) -> dict[str, float]:  # noqa: B008
     """Measure the colours of ``n_scenes`` scenes one by one, reporting progress (Chapter 9)."""
     n = whole_number(n_scenes, "number of scenes", 1, 500)
@@ -221,7 +222,7 @@ def build_streaming_demo() -> gr.Blocks:
                 stream = gr.Button("Stream it")
                 streamed = gr.Textbox(label="Streamed")
             with gr.Column():
-                n = gr.Slider(1, 500, value=200, step=1, label="Scenes")
+                n = raw(gr.Slider(1, 500, value=200, step=1, label="Scenes"))
                 run = gr.Button("Count colours")
                 totals = gr.Label(label="Average colour shares", num_top_classes=6)
         stream.click(stream_words, text, streamed, api_name="stream")
@@ -229,6 +230,7 @@ def build_streaming_demo() -> gr.Blocks:
     return demo
 
 
+@checked
 def thumbnail(image: Any, size: Any) -> np.ndarray:
     """Resize a picture to ``size`` pixels, with ``gr.Error`` for bad input and ``gr.Warning`` for blur."""
     from PIL import Image
@@ -245,8 +247,8 @@ def build_validation_demo() -> gr.Blocks:
     with gr.Blocks(title="Errors and warnings") as demo:
         gr.Markdown("## Errors and warnings\nNo picture, or a huge one, is an error; enlarging a small one, a warning.")
         with gr.Row():
-            picture = gr.Image(label="Picture", type="numpy")
-            size = gr.Number(value=64, label="Size (8 to 1,024 pixels)", precision=0)
+            picture = raw(gr.Image(label="Picture", type="numpy"))
+            size = raw(gr.Number(value=64, label="Size (8 to 1,024 pixels)", precision=0))
         button = gr.Button("Resize", variant="primary")
         out = gr.Image(label="Resized", format="png")
         button.click(thumbnail, [picture, size], out, api_name="resize")
@@ -261,6 +263,8 @@ def shapes_chat(message: dict[str, Any], history: list[Any]) -> str:
     """
     from PIL import Image
 
+    if not isinstance(message, dict):
+        return "Send me a picture (the clip icon) and ask which colours it has."
     files = list(message.get("files") or [])
     for turn in reversed(history or []):
         if files:
@@ -272,7 +276,7 @@ def shapes_chat(message: dict[str, Any], history: list[Any]) -> str:
                 files = [item["file"]["path"]]
             elif isinstance(item, dict) and "path" in item:
                 files = [item["path"]]
-    text = (message.get("text") or "").strip().lower()
+    text = str(message.get("text") or "").strip().lower()
     if not files:
         return "Send me a picture (the clip icon) and ask which colours it has."
     path = files[-1] if isinstance(files[-1], str) else files[-1].get("path")
@@ -291,14 +295,13 @@ def shapes_chat(message: dict[str, Any], history: list[Any]) -> str:
 
 def build_chat_demo() -> gr.ChatInterface:
     """``gr.ChatInterface(multimodal=True)``: text and files in one box, a conversation out (Chapter 9)."""
-    return gr.ChatInterface(
-        shapes_chat,
-        multimodal=True,
-        title="Ask about a picture's colours",
-        textbox=gr.MultimodalTextbox(file_types=["image"], file_count="single",
-                                     placeholder="Attach a picture and ask: which colours?"),
-        api_name="chat",
-    )
+    textbox = gr.MultimodalTextbox(file_types=["image"], file_count="single",
+                                   placeholder="Attach a picture and ask: which colours?")
+    decode = textbox.preprocess
+    # An API call may send no message at all; treat it as an empty one so the reply can say what to send.
+    textbox.preprocess = lambda payload: decode(textbox.data_model(text="", files=[]) if payload is None else payload)
+    return gr.ChatInterface(shapes_chat, multimodal=True, title="Ask about a picture's colours", textbox=textbox,
+                            api_name="chat")
 
 
 def build_concurrency_demo(limit: int = 1, seconds: float = 0.3) -> gr.Blocks:

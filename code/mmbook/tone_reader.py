@@ -1,4 +1,4 @@
-"""The shapes world's sound, read back into words: the offline stand-in for speech input (Chapter 10).
+"""The tone reader: the shapes world's sound read back into words, the offline stand-in for speech input (Chapter 10).
 
 A shapes-world clip (:func:`mmbook.data.make_shapes`) plays one tone per shape in reading order, each in
 its own slot of ``CLIP_SECONDS / max_shapes`` seconds: the pitch says the colour (:data:`TONE_HZ`), the
@@ -10,13 +10,12 @@ network name the colour (or "no tone") and the shape, so that a clip "transcribe
 It is a *tone reader*, not speech recognition: it hears nothing but the six pitches and five timbres it
 was trained on, assumes the slots start at the beginning of the clip, ignores loudness (the shape's
 size), and will map any other sound to the nearest tones it knows. The network is trained on first use
-(a few seconds) and cached with :func:`mmbook.zoo.trained_path`; its accuracy on held-out clips is
+(a few seconds) and cached by the :mod:`mmbook.zoo` registry; its accuracy on held-out clips is
 measured and saved beside it.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,8 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from mmbook import zoo
 from mmbook.data.shapes import CLIP_SECONDS, COLORS, SAMPLE_RATE, SHAPE_KINDS, TONE_HZ, WAVEFORMS
-from mmbook.zoo import RECORD, check_settings, model_dir, read_record, trained_path
+from mmbook.env import training_state
 
 #: How many tone slots a clip has: the tone reader reads clips made with ``make_shapes(max_shapes=3)``.
 SLOTS_PER_CLIP = 3
@@ -38,10 +38,25 @@ MAX_SECONDS = 10.0
 NO_TONE = "none"
 COLOR_CLASSES: tuple[str, ...] = (*COLORS, NO_TONE)
 
-#: How the tone reader is built and trained; a cached model saved with other settings is retrained.
-TONE_READER = {"version": 1, "n_clips": 3000, "data_seed": 41, "eval_clips": 1000, "eval_seed": 42,
-               "hidden": 64, "steps": 500, "batch_size": 256, "lr": 3e-3, "gain_low": 0.25,
-               "gain_high": 2.0, "seed": 0}  # fmt: skip
+@dataclass(frozen=True)
+class ToneReaderSettings:
+    """How the tone reader is built and trained: clips, network size, steps and gains (Chapter 10)."""
+
+    n_clips: int = 3000
+    data_seed: int = 41
+    eval_clips: int = 1000
+    eval_seed: int = 42
+    hidden: int = 64
+    steps: int = 500
+    batch_size: int = 256
+    lr: float = 3e-3
+    gain_low: float = 0.25
+    gain_high: float = 2.0
+    seed: int = 0
+
+
+#: The tone reader's settings; a cached model saved with other settings is retrained.
+TONE_READER = ToneReaderSettings()
 _WEIGHTS = "model.safetensors"
 
 
@@ -77,7 +92,7 @@ def words_for(objects: list[dict[str, Any]]) -> str:
     return ", ".join(f"{o['color']} {o['shape']}" for o in objects)
 
 
-def _network(settings: dict[str, Any]) -> Any:
+def _network(settings: ToneReaderSettings) -> Any:
     import torch
 
     class ToneNet(torch.nn.Module):
@@ -85,9 +100,9 @@ def _network(settings: dict[str, Any]) -> Any:
 
         def __init__(self) -> None:
             super().__init__()
-            self.body = torch.nn.Sequential(torch.nn.Linear(FFT_SIZE // 2 + 1, settings["hidden"]), torch.nn.ReLU())
-            self.color = torch.nn.Linear(settings["hidden"], len(COLOR_CLASSES))
-            self.shape = torch.nn.Linear(settings["hidden"], len(SHAPE_KINDS))
+            self.body = torch.nn.Sequential(torch.nn.Linear(FFT_SIZE // 2 + 1, settings.hidden), torch.nn.ReLU())
+            self.color = torch.nn.Linear(settings.hidden, len(COLOR_CLASSES))
+            self.shape = torch.nn.Linear(settings.hidden, len(SHAPE_KINDS))
 
         def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             hidden = self.body(features)
@@ -155,89 +170,91 @@ def accuracy(reader: ToneReader, shapes: Any) -> dict[str, float]:
             "clip": float(np.mean([a == b for a, b in zip(transcripts, truth, strict=True)]))}  # fmt: skip
 
 
-def train_tone_reader(folder: Path, settings: dict[str, Any] = TONE_READER) -> None:
+@training_state(threads=1)
+def train_tone_reader(folder: Path, settings: ToneReaderSettings = TONE_READER) -> dict[str, Any]:
     """Train the tone reader on shapes-world clips and save its weights and record in ``folder`` (Chapter 10).
 
     Each clip is played at a random gain (``gain_low`` to ``gain_high``, then clipped to [-1, 1]) so the
     reader does not depend on how loud a recording is. Cross-entropy on the colour of every slot (an
     empty slot is the class "no tone") plus cross-entropy on the shape of every slot that holds a tone;
     Adam. The record holds the settings, the losses, the training time and :func:`accuracy` on
-    ``eval_clips`` new clips.
+    ``eval_clips`` new clips. One CPU thread: a network this small gains nothing from two, and when
+    another process keeps the cores busy, two threads waiting on each other made the training ten times slower.
     """
     import torch
     from safetensors.torch import save_file
     from tqdm.auto import tqdm
 
     from mmbook.data import make_shapes
-    from mmbook.env import fast_kernels
 
-    data = make_shapes(settings["n_clips"], seed=settings["data_seed"], max_shapes=SLOTS_PER_CLIP)
-    held_out = make_shapes(settings["eval_clips"], seed=settings["eval_seed"], max_shapes=SLOTS_PER_CLIP)
-    rng = np.random.default_rng(settings["seed"])
-    gains = rng.uniform(settings["gain_low"], settings["gain_high"], (data.n, 1)).astype(np.float32)
+    data = make_shapes(settings.n_clips, seed=settings.data_seed, max_shapes=SLOTS_PER_CLIP)
+    held_out = make_shapes(settings.eval_clips, seed=settings.eval_seed, max_shapes=SLOTS_PER_CLIP)
+    rng = np.random.default_rng(settings.seed)
+    gains = rng.uniform(settings.gain_low, settings.gain_high, (data.n, 1)).astype(np.float32)
     features = torch.from_numpy(slot_features(np.clip(data.audio * gains, -1, 1)).reshape(-1, FFT_SIZE // 2 + 1))
     colors, kinds = (torch.from_numpy(a.reshape(-1)) for a in slot_labels(data.attributes))
-    torch.manual_seed(settings["seed"])
+    torch.manual_seed(settings.seed)
     network = _network(settings)
-    optimiser = torch.optim.Adam(network.parameters(), lr=settings["lr"])
-    generator = torch.Generator().manual_seed(settings["seed"])
+    optimiser = torch.optim.Adam(network.parameters(), lr=settings.lr)
+    generator = torch.Generator().manual_seed(settings.seed)
     losses = []
-    threads = torch.get_num_threads()
-    # One thread: a network this small gains nothing from two, and when another process keeps the
-    # cores busy, two threads waiting on each other made the training ten times slower here.
-    torch.set_num_threads(1)
     start = time.perf_counter()
     network.train()
-    try:
-        with fast_kernels():
-            for _ in tqdm(range(settings["steps"]), desc="training the tone reader", leave=False):
-                rows = torch.randint(0, len(features), (settings["batch_size"],), generator=generator)
-                color_logits, shape_logits = network(features[rows])
-                tone = kinds[rows] >= 0
-                loss = (torch.nn.functional.cross_entropy(color_logits, colors[rows])
-                        + torch.nn.functional.cross_entropy(shape_logits[tone], kinds[rows][tone]))
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                losses.append(loss.item())
-    finally:
-        torch.set_num_threads(threads)
+    for _ in tqdm(range(settings.steps), desc="training the tone reader", leave=False):
+        rows = torch.randint(0, len(features), (settings.batch_size,), generator=generator)
+        color_logits, shape_logits = network(features[rows])
+        tone = kinds[rows] >= 0
+        loss = (torch.nn.functional.cross_entropy(color_logits, colors[rows])
+                + torch.nn.functional.cross_entropy(shape_logits[tone], kinds[rows][tone]))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
     seconds = time.perf_counter() - start
     network.eval()
-    record = {**settings, "losses": losses, "train_seconds": seconds,
-              "parameters": sum(p.numel() for p in network.parameters())}  # fmt: skip
+    record = {"losses": losses, "train_seconds": seconds, "parameters": sum(p.numel() for p in network.parameters())}
     record["accuracy"] = accuracy(ToneReader(network, record), held_out)
     save_file(network.state_dict(), str(folder / _WEIGHTS))
-    (folder / RECORD).write_text(json.dumps(record))
+    return record
 
 
 def _load_tone_reader(folder: Path) -> ToneReader:
-    import torch
     from safetensors.torch import load_file
 
-    record = check_settings(folder, TONE_READER)
-    network = _network(TONE_READER)
+    record = zoo.read_record(folder)
+    network = _network(ToneReaderSettings(**record["settings"]))
     network.load_state_dict(load_file(str(folder / _WEIGHTS)))
+    return ToneReader(network, record)
+
+
+def _check_tone_reader(reader: ToneReader) -> None:
+    import torch
+
     with torch.inference_mode():
-        logits = network(torch.zeros(1, FFT_SIZE // 2 + 1))
+        logits = reader.network(torch.zeros(1, FFT_SIZE // 2 + 1))
     if not all(torch.isfinite(x).all() for x in logits):
         raise ValueError("the saved weights give non-finite logits")
-    return ToneReader(network, record)
+
+
+TONE_READER_ENTRY = zoo.register(zoo.Entry(
+    "tone-reader", "the tone reader", TONE_READER, train_tone_reader, _load_tone_reader, _check_tone_reader,
+    code=(_network, slot_features, slot_labels),
+))  # fmt: skip
 
 
 def tone_reader_path() -> Path:
     """Folder of the tone reader: trained on first use (a few seconds on 2 CPU cores), then loaded (Chapter 10)."""
-    return trained_path("tone-reader", "the tone reader", train_tone_reader, _load_tone_reader)
+    return zoo.path("tone-reader")
 
 
-def tone_reader_record(folder: Path | None = None) -> dict[str, Any]:
-    """The tone reader's settings, losses, training time and held-out accuracy (Chapter 10)."""
-    return read_record(folder or model_dir("tone-reader"))
+def tone_reader_record() -> dict[str, Any]:
+    """The tone reader's record: ``settings``, losses, training time and held-out accuracy (Chapter 10)."""
+    return zoo.record("tone-reader")
 
 
 def tone_reader() -> ToneReader:
-    """The trained :class:`ToneReader`, trained on first use (Chapter 10)."""
-    return _load_tone_reader(tone_reader_path())
+    """The trained :class:`ToneReader`, trained on first use, one copy per process (Chapter 10)."""
+    return zoo.load("tone-reader")
 
 
 __all__ = ["COLOR_CLASSES", "MAX_SECONDS", "SLOT_SAMPLES", "TONE_HZ", "WAVEFORMS", "Reading", "ToneReader",
