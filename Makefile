@@ -19,7 +19,7 @@ export HF_HUB_OFFLINE := 1
 export MMBOOK_OFFLINE := 1
 endif
 
-.PHONY: book test lint unit notebooks html-check bench checkpoints clean setup
+.PHONY: book test lint unit notebooks colab html-check bench checkpoints clean setup
 
 book: setup
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -32,6 +32,8 @@ test: setup lint unit notebooks
 
 lint: setup
 	$(BIN)/ruff check code tests scripts book/_ext
+	# the chapters' code fits the book's column (88 characters) without sideways scrolling
+	$(BIN)/ruff check --select E501 --line-length 88 chapters
 
 unit: setup
 	$(BIN)/python -m pytest tests --ignore=tests/test_html.py -p no:cacheprovider
@@ -43,6 +45,11 @@ notebooks: setup
 	cp chapters/*.ipynb _executed/
 	$(BIN)/python -m pytest --nbmake --overwrite --nbmake-timeout=600 _executed -p no:cacheprovider
 	$(BIN)/python scripts/prime_cache.py _executed
+
+# The Colab and student editions (colab/, colab/student/): plain notebooks whose prose carries the values of
+# the executed chapters in _executed/ (`make notebooks` writes them). tests/test_colab.py keeps them in sync.
+colab: notebooks
+	$(BIN)/python scripts/colab_edition.py --executed _executed --out colab
 
 bench: setup
 	$(BIN)/python scripts/bench.py $(CHAPTERS)

@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import vlm_toy
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from mmbook import chat, tasks, tone_reader
+from mmbook import chat, random_checkpoints, tone_reader
 from mmbook.apps import APPS
 from mmbook.apps.assistant import (
     Assistant,
@@ -22,10 +21,11 @@ from mmbook.apps.assistant import (
     route,
     search_query,
 )
-from mmbook.apps.common import write_wav
 from mmbook.data import make_shapes
+from mmbook.errors import InputError
 from mmbook.limits import MAX_FILE_SIZE, MAX_PIXELS, MAX_TEXT_CHARS
 from mmbook.pretrained import Task
+from mmbook.sound import write_wav
 from PIL import Image
 
 SCENE_SEED = 5
@@ -38,7 +38,7 @@ def models(tmp_path_factory) -> AssistantModels:
     """The offline models, but a small random LLaVA checkpoint for the vision-language tool (fast; the trained
     tiny VLM is tested in test_apps_vlm_chat.py)."""
     loaded = load_assistant_models(offline=True)
-    folder = vlm_toy.save_random_llava(tmp_path_factory.mktemp("llava"))
+    folder = random_checkpoints.save_random_llava(tmp_path_factory.mktemp("llava"))
     loaded.vlm = Task("a small random LLaVA checkpoint (tests)", lambda: chat.load_chat_model(source=folder))
     loaded.preload()
     return loaded
@@ -148,7 +148,7 @@ def test_search_words() -> None:
     ],
 )
 def test_messages_the_rules_refuse(message, error) -> None:
-    with pytest.raises(tasks.InputError, match=error.replace("[", r"\[").replace("(", r"\(").replace("{", r"\{")):
+    with pytest.raises(InputError, match=error.replace("[", r"\[").replace("(", r"\(").replace("{", r"\{")):
         route(message)
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from mmbook import hub, random_checkpoints, retrieval_captioner, tasks, tiny_vilt
+from mmbook import hub, inference, inputs, random_checkpoints, retrieval_captioner, tiny_vilt
 from mmbook.apps import APPS, build_pretrained_app
-from mmbook.apps.common import write_wav
 from mmbook.data import make_shapes
 from mmbook.limits import MAX_PIXELS
 from mmbook.pretrained import PretrainedModels, Task, load_models
+from mmbook.sound import write_wav
 from PIL import Image
 
 
@@ -78,7 +78,7 @@ def test_the_vqa_tab_runs_the_same_code_as_the_library(running_app, models, file
     question = "what color is the circle?"
     answers, _ = client.predict(handle_file(files["scene"]), question, api_name="/answer")
     model, processor = models.answer.get()
-    expected = tasks.answer(model, processor, tasks.open_image(files["scene"]), question, k=3)
+    expected = inference.answer(model, processor, inputs.open_image(files["scene"]), question, k=3)
     assert answers["label"] == expected[0][0]
     got = {c["label"]: c["confidence"] for c in answers["confidences"]}
     assert got == pytest.approx(dict(expected), abs=1e-4)

@@ -9,10 +9,10 @@ import pytest
 from gradio_client.exceptions import AppError
 from mmbook import demos
 from mmbook.apps import APPS, build_shapes_app
-from mmbook.apps.common import to_int16
 from mmbook.apps.shapes import DISPLAY_SIZE, generate
 from mmbook.data import QUESTION_TYPES, make_shapes
 from mmbook.limits import MAX_SEED
+from mmbook.sound import to_int16
 from mmbook.viz import upscale_nearest
 from PIL import Image
 

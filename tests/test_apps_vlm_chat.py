@@ -7,10 +7,9 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import vlm_toy
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
-from mmbook import chat
+from mmbook import chat, random_checkpoints
 from mmbook.apps.vlm_chat import build_vlm_chat_app
 from mmbook.data import make_shapes
 from mmbook.errors import InputError
@@ -23,7 +22,8 @@ QUESTION = "what color is the circle?"
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> chat.ChatModel:
     """The tiny VLM's format with random weights: fast, and its answers are noise."""
-    return chat.load_chat_model(source=vlm_toy.save_random_llava(tmp_path_factory.mktemp("llava")), device="cpu")
+    folder = random_checkpoints.save_random_llava(tmp_path_factory.mktemp("llava"))
+    return chat.load_chat_model(source=folder, device="cpu")
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,17 @@ from mmbook.attention import (
     CrossAttention,
     LearnedPositionalEncoding,
     MultiHeadAttention,
+    TransformerBlock,
+    TransformerLM,
     additive_attention,
     causal_mask,
+    layer_norm,
     masked_softmax,
+    next_token_loss,
     padding_mask,
     scaled_dot_product_attention,
     sinusoidal_positional_encoding,
+    to_torch_layer,
 )
 from mmbook.data import make_shapes
 from mmbook.shape_finder import FINDER_WORDS, ShapeFinder, _patchify, finder_examples, word_ids
@@ -349,3 +354,95 @@ def test_locate_heat_map_and_overlay() -> None:
     assert picture.shape == (256, 256, 3) and picture.dtype == np.uint8
     with pytest.raises(ValueError, match="unknown word 'pink'; use one of: red, orange"):
         word_ids(["red", "pink"])
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_transformer_block_equals_torch_encoder_layer_outputs_and_gradients(norm_first: bool) -> None:
+    torch.manual_seed(0)
+    block = TransformerBlock(16, 4, 32, norm_first=norm_first).double().train()
+    layer = to_torch_layer(block).train()  # train mode: dropout is 0, and torch takes its plain path
+    x = torch.randn(3, 7, 16, dtype=torch.float64, requires_grad=True)
+    keep = torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 1], [1, 0, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    mine, weights = block(x, keep[:, None, :], need_weights=True)
+    theirs = layer(x, src_key_padding_mask=~keep)
+    torch.testing.assert_close(mine, theirs, atol=1e-12, rtol=1e-12)
+    assert weights is not None and weights[..., ~keep[1]][1].abs().max() == 0  # nobody attends to padding
+    probe = torch.randn_like(mine)
+    ours = torch.autograd.grad((mine * probe).sum(), [x, *block.parameters()])
+    reference = torch.autograd.grad((theirs * probe).sum(), [x, layer.self_attn.in_proj_weight, layer.norm1.weight])
+    torch.testing.assert_close(ours[0], reference[0], atol=1e-10, rtol=1e-10)
+    names = [n for n, _ in block.named_parameters()]
+    q_k_v = [ours[1 + names.index(f"attn.{p}_proj.weight")] for p in "qkv"]
+    torch.testing.assert_close(torch.cat(q_k_v), reference[1], atol=1e-10, rtol=1e-10)
+    torch.testing.assert_close(ours[1 + names.index("norm1.weight")], reference[2], atol=1e-10, rtol=1e-10)
+
+
+def test_transformer_block_causal_mask_hides_the_future() -> None:
+    torch.manual_seed(0)
+    block = TransformerBlock(8, 2, 16).eval()
+    x = torch.randn(1, 5, 8)
+    changed = x.clone()
+    changed[0, 3:] += 1.0  # edit positions 3 and 4
+    mask = causal_mask(5)
+    before, after = block(x, mask)[0], block(changed, mask)[0]
+    torch.testing.assert_close(before[0, :3], after[0, :3])  # earlier positions cannot see the edit
+    assert (before[0, 3:] - after[0, 3:]).abs().min() > 0
+
+
+def test_layer_norm_matches_torch_and_its_jacobian_is_the_projection() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = 2 * torch.randn(4, 6, generator=g, dtype=torch.float64) + 3
+    norm = torch.nn.LayerNorm(6, dtype=torch.float64)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5, generator=g)
+        norm.bias.normal_(generator=g)
+    torch.testing.assert_close(layer_norm(x, norm.weight, norm.bias, norm.eps), norm(x), atol=1e-12, rtol=0)
+    row = x[0]
+    sigma = torch.sqrt(row.var(unbiased=False) + norm.eps)
+    x_hat = (row - row.mean()) / sigma
+    ones = torch.ones(6, dtype=torch.float64)
+    projection = torch.eye(6, dtype=torch.float64) - torch.outer(ones, ones) / 6 - torch.outer(x_hat, x_hat) / 6
+    jacobian = torch.autograd.functional.jacobian(norm, row)
+    torch.testing.assert_close(jacobian, torch.diag(norm.weight.detach()) @ projection / sigma, atol=1e-12, rtol=0)
+    assert (jacobian @ ones).abs().max() < 1e-12  # a shift of every feature changes nothing
+
+
+def _tiny_lm(norm_first: bool = True) -> TransformerLM:
+    torch.manual_seed(0)
+    return TransformerLM(11, 16, 2, 32, 2, 9, norm_first=norm_first).eval()
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_transformer_lm_one_pass_equals_prefix_passes_and_ignores_the_future(norm_first: bool) -> None:
+    model = _tiny_lm(norm_first)
+    assert isinstance(model.norm, torch.nn.LayerNorm) == norm_first  # the final norm is pre-norm's only
+    tokens = torch.randint(0, 11, (2, 9), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = model(tokens)
+        assert full.shape == (2, 9, 11)
+        prefixes = torch.stack([model(tokens[:, : t + 1])[:, -1] for t in range(9)], dim=1)
+        torch.testing.assert_close(full, prefixes, atol=1e-5, rtol=1e-5)
+        edited = tokens.clone()
+        edited[:, 5:] = (edited[:, 5:] + 1) % 11
+        after = model(edited)
+    assert torch.equal(full[:, :5], after[:, :5])
+    assert (full[:, 5:] - after[:, 5:]).abs().max() > 1e-3
+
+
+def test_next_token_loss_is_the_shifted_cross_entropy_without_padding() -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 7, generator=g, dtype=torch.float64)
+    tokens = torch.tensor([[1, 4, 3, 2, 0], [1, 5, 6, 3, 2]])
+    expected = [-torch.log_softmax(logits[b, t], -1)[tokens[b, t + 1]]
+                for b in range(2) for t in range(4) if tokens[b, t + 1] != 0]
+    torch.testing.assert_close(next_token_loss(logits, tokens, ignore_index=0), torch.stack(expected).mean())
+    model = _tiny_lm()
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    batch = torch.tensor([[1, 2, 3, 4, 5, 6, 7, 8, 9]] * 4)
+    first = next_token_loss(model(batch), batch).item()
+    for _ in range(30):
+        loss = next_token_loss(model(batch), batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.2 * first  # one memorised sequence: the loss falls

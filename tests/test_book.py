@@ -6,6 +6,7 @@ from pathlib import Path
 
 import nbformat
 import numpy as np
+import pytest
 from mmbook import book
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,20 +33,55 @@ def test_show_source_displays_the_package_code(monkeypatch) -> None:
     assert markdown.data.rstrip().endswith("```")
 
 
+def _solution_cells(cells: list) -> set[int]:
+    """Indices of the cells of gated solutions, counted independently of ``student_edition``."""
+    inside, found = False, set()
+    for i, cell in enumerate(cells):
+        inside = inside or (cell.cell_type == "markdown" and cell.source.startswith("::::{solution-start}"))
+        if inside:
+            found.add(i)
+        if cell.cell_type == "markdown" and cell.source.rstrip().endswith("::::{solution-end}\n::::"):
+            inside = False
+    return found
+
+
 def test_student_edition_removes_every_solution(tmp_path) -> None:
     for chapter in sorted((ROOT / "chapters").glob("*.ipynb")):
         original = nbformat.read(chapter, as_version=4)
-        solutions = sum(c.source.count(":::{solution}") for c in original.cells if c.cell_type == "markdown")
-        exercises = sum(c.source.count(":::{exercise}") for c in original.cells if c.cell_type == "markdown")
+        markdown = [c.source for c in original.cells if c.cell_type == "markdown"]
+        gated = sum(s.count("::::{solution-start}") for s in markdown)
+        assert gated == sum(s.count("::::{solution-end}") for s in markdown)
+        solutions = sum(s.count(":::{solution}") for s in markdown) + gated
+        exercises = sum(s.count(":::{exercise}") for s in markdown)
         target = tmp_path / chapter.name
         assert book.student_edition(chapter, target) == solutions > 0
         student = nbformat.read(target, as_version=4)
         text = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
-        assert "{solution}" not in text
+        assert "{solution" not in text
         assert text.count(":::{exercise}") == exercises
-        assert len(student.cells) == len(original.cells)
-        code = [c.source for c in original.cells if c.cell_type == "code"]
+        dropped = _solution_cells(original.cells)
+        assert len(student.cells) == len(original.cells) - len(dropped)
+        code = [c.source for i, c in enumerate(original.cells) if c.cell_type == "code" and i not in dropped]
         assert [c.source for c in student.cells if c.cell_type == "code"] == code
+
+
+def test_student_edition_cuts_a_gated_solution_with_its_code(tmp_path) -> None:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell(":::{exercise} Add\n:label: ex-add\n\nWhat is 6 * 7?\n:::"),
+        nbformat.v4.new_markdown_cell("::::{solution-start} ex-add\n:class: dropdown\n::::\n\nMultiply:"),
+        nbformat.v4.new_code_cell("print(6 * 7)"),
+        nbformat.v4.new_markdown_cell("It is 42.\n\n::::{solution-end}\n::::"),
+        nbformat.v4.new_code_cell("after = True"),
+    ]
+    source, target = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    assert book.student_edition(source, target) == 1
+    assert [c.source for c in nbformat.read(target, as_version=4).cells] == [nb.cells[0].source, "after = True"]
+    nb.cells = nb.cells[:3]
+    nbformat.write(nb, source)
+    with pytest.raises(ValueError, match="no solution-end"):
+        book.student_edition(source, target)
 
 
 def test_teachers_plan_has_a_session_for_every_chapter() -> None:

@@ -9,21 +9,21 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from mmbook import contrastive, hub, zoo
+from mmbook import contrastive, hub, tiny_models, zoo
 from mmbook.data import COLORS, make_shapes, tokenizer
 from mmbook.losses import clip_loss
 from mmbook.metrics import recall_at_k
 from PIL import Image
 from transformers import AutoProcessor, CLIPModel, pipeline
 
-SMALL = dataclasses.replace(zoo.TINY_CLIP, n_pairs=64, steps=2, batch_size=16)
+SMALL = dataclasses.replace(tiny_models.TINY_CLIP, n_pairs=64, steps=2, batch_size=16)
 
 
 @pytest.fixture
 def small_clip(monkeypatch, tmp_path):
     """A private model cache in which the registry's tiny CLIP is trained with :data:`SMALL` settings."""
     monkeypatch.setenv("MMBOOK_CACHE", str(tmp_path))
-    monkeypatch.setitem(zoo.REGISTRY, "tiny-clip", dataclasses.replace(zoo.TINY_CLIP_ENTRY, settings=SMALL))
+    monkeypatch.setitem(zoo.REGISTRY, "tiny-clip", dataclasses.replace(tiny_models.TINY_CLIP_ENTRY, settings=SMALL))
     zoo.forget("tiny-clip")
     yield tmp_path
     zoo.forget("tiny-clip")

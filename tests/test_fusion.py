@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_concat_is_a_sum_of_blocks():
 
 
 def test_sum_fusion_interaction_term():
-    plain, with_psi = build("sum"), build("sum", interaction=True)
+    plain, with_psi = build("sum", interaction=False), build("sum")
     xs = inputs()
     phi = sum(f(x) for f, x in zip(plain.phi, xs, strict=True))
     assert torch.allclose(plain(*xs), phi)
@@ -249,6 +250,53 @@ def test_classifier_forward(method):
         FusionClassifier("average", 9, 192, 10, 6)
 
 
+def test_plain_sum_is_concatenation():
+    plain, concat = build("sum", interaction=False), build("concat")
+    with torch.no_grad():
+        concat.linear.weight.copy_(torch.cat([f.weight for f in plain.phi], 1))
+        concat.linear.bias.copy_(sum(f.bias for f in plain.phi))
+    xs = inputs()
+    assert torch.allclose(plain(*xs), concat(*xs))
+
+
+@pytest.mark.parametrize("pool", ["flatten", "mean"])
+def test_every_method_gets_the_same_tokens(pool):
+    task = color_at_task(10, seed=0)
+    torch.manual_seed(0)
+    models = {m: FusionClassifier(m, 9, 192, len(task.vocabulary), len(task.classes), pool=pool) for m in METHODS}
+    for method, model in models.items():
+        assert (model.picture is None) == (method == "cross-attention")  # attention reads the tokens themselves
+        tokens, pooled, sentence = model.encode(task.grid[:4], task.words[:4])
+        assert tokens.shape == (4, 9, 32) and sentence.shape == (4, 32)
+        if pooled is not None:
+            flat = tokens.flatten(1) if pool == "flatten" else tokens.mean(1)
+            assert torch.allclose(pooled, model.picture(flat))
+    # mean pooling forgets the order of the tokens; flatten pooling does not
+    shuffled = task.grid[:4, torch.randperm(9, generator=torch.Generator().manual_seed(1))]
+    model = models["concat"]
+    with torch.no_grad():
+        model.position.zero_()
+        same = torch.allclose(model(task.grid[:4], task.words[:4]), model(shuffled, task.words[:4]), atol=1e-6)
+    assert same == (pool == "mean")
+    with pytest.raises(ValueError, match="pool must be one of"):
+        FusionClassifier("concat", 9, 192, 10, 6, pool="max")
+
+
+def test_a_picture_only_model_never_reads_the_sentence():
+    task = digits_hint_task(seed=0, noise=0.5)
+    shuffled = copy.copy(task)
+    shuffled.words = task.words[torch.randperm(len(task), generator=torch.Generator().manual_seed(0))]
+    train, test = np.arange(300), np.arange(1200, 1400)
+    no_sentence = torch.tensor([[True, False]]).expand(len(test), 2)
+    models = [train_fusion("late", t, train, steps=30, present=(True, False), progress=False)[0]
+              for t in (task, shuffled)]
+    assert torch.equal(predict(models[0], task, test, no_sentence), predict(models[1], shuffled, test, no_sentence))
+    a, b = (m.heads[0][1].weight for m in models)
+    assert torch.equal(a, b)  # the picture's head learned the same, whatever the sentences said
+    wide = run_one(Run("digits-hints", (("noise", 0.5), ("seed", 0)), 1200, "concat", steps=5, hidden=16))
+    assert wide.fusion_parameters == ConcatFusion([32, 32], 16).linear.weight.numel() + 16
+
+
 def test_drop_modalities_never_drops_both():
     mask = drop_modalities(10_000, 0.5, torch.Generator().manual_seed(0))
     assert mask.any(1).all()
@@ -261,7 +309,7 @@ def test_training_learns_the_interaction():
     model, losses, seconds = train_fusion("cross-attention", task, train, steps=250, progress=False)
     accuracy = (predict(model, task, test) == task.labels[test]).float().mean().item()
     assert np.mean(losses[-20:]) < np.mean(losses[:20]) and seconds > 0
-    assert accuracy > 0.6  # chance is 1/6; the picture alone gives about 0.4
+    assert accuracy > 0.55  # chance is 1/6; the picture alone gives about 0.4
 
 
 def test_benchmark_is_deterministic_and_measures_each_condition():

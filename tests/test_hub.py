@@ -139,9 +139,9 @@ def simulated_smolvlm(tmp_path, monkeypatch):
     format (an Idefics3 model and processor) saved in ``tmp_path``: the online branch runs for real."""
     import dataclasses
 
-    import vlm_toy
+    from mmbook import random_checkpoints
 
-    folder = vlm_toy.save_random_smolvlm(tmp_path / "smolvlm")
+    folder = random_checkpoints.save_random_smolvlm(tmp_path / "smolvlm")
     monkeypatch.setitem(hub.CATALOGUE, "smolvlm", dataclasses.replace(hub.CATALOGUE["smolvlm"], hub_id=str(folder)))
     return folder
 

@@ -26,6 +26,7 @@ def test_every_request_is_counted_and_timed() -> None:
     assert len(result.latencies) == 12 and all(t > 0 for t in result.latencies)
     assert result.percentile(50) <= result.percentile(95) <= max(result.latencies)
     assert result.throughput > 0 and result.seconds >= max(result.latencies)
+    assert sorted(result.rounds) == sorted([0, 1, 2] * 4) and len(result.after(1)) == 8
 
 
 def test_failures_are_recorded_not_raised() -> None:

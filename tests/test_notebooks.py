@@ -17,7 +17,8 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
 REPO_URL = CONFIG["repository"]["url"]
 
-SETUP_CELL = f'''# Setup: install the companion package where it is missing (Colab), then seed and pick the device.
+SETUP_CELL = f'''# Setup: install the companion package where it is missing (Colab),
+# then seed and pick the device.
 import importlib.util
 import subprocess
 import sys
@@ -76,9 +77,50 @@ def test_chapter_shape(path: Path) -> None:
     text = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "markdown")
     for heading in ("## Learning objectives", "## Exercises", "## Summary", "## References"):
         assert heading in text, f"missing section {heading!r}"
-    assert re.search(r"(```|:::)\{exercise\}", text) and re.search(r"(```|:::)\{solution\}", text)
+    assert re.search(r"(```|:::)\{exercise\}", text) and re.search(r"(```|:::)\{solution(-start)?\}", text)
     assert "{footbibliography}" in text
     assert "TODO" not in text and "FIXME" not in text
+
+
+PAGE_WIDTH = 88  # characters of code the book's column shows without scrolling sideways
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_code_fits_the_page(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    wide = [
+        f"cell {index}: {line[:40]}... ({len(line)} characters)"
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code"
+        for line in cell.source.splitlines()
+        if len(line) > PAGE_WIDTH
+    ]
+    assert not wide, f"code lines wider than {PAGE_WIDTH} characters:\n" + "\n".join(wide)
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_solutions_with_code_are_executed(path: Path) -> None:
+    """A solution that shows code runs it: gated solution-start/-end cells around code cells, for an exercise of
+    this chapter; the one-cell ``:::{solution}`` form is for solutions without code."""
+    nb = nbformat.read(path, as_version=4)
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    exercises = set(re.findall(r"^:label: (\S+)", markdown, flags=re.MULTILINE))
+    for block in re.findall(r"^:::\{solution\}.*?^:::[ \t]*$", markdown, flags=re.DOTALL | re.MULTILINE):
+        shows_code = "```python" in block or "{code-cell}" in block
+        assert not shows_code, f"a solution shows code it does not run:\n{block[:300]}"
+    open_label, code_cells = None, 0
+    for index, cell in enumerate(nb.cells):
+        start = re.match(r"::::\{solution-start\} (\S+)\n", cell.source) if cell.cell_type == "markdown" else None
+        if start:
+            assert open_label is None, f"cell {index}: a solution starts inside another"
+            assert start.group(1) in exercises, f"cell {index}: no exercise labelled {start.group(1)}"
+            open_label, code_cells = start.group(1), 0
+        code_cells += cell.cell_type == "code" and open_label is not None
+        if cell.cell_type == "markdown" and cell.source.rstrip().endswith("::::{solution-end}\n::::"):
+            assert open_label is not None, f"cell {index}: solution-end without a start"
+            assert code_cells, f"cell {index}: the gated solution {open_label} has no code cell"
+            open_label = None
+    assert open_label is None, f"the solution {open_label} never ends"
 
 
 def test_every_chapter_is_in_the_toc_and_every_entry_exists() -> None:

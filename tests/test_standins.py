@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from mmbook import random_checkpoints, retrieval_captioner, tasks, tiny_vilt
+from mmbook import inference, random_checkpoints, retrieval_captioner, sound, tiny_vilt
 from mmbook.data import ANSWERS, QUESTION_TYPES, VOCABULARY, make_shapes
 from mmbook.data.questions import question_type
 
@@ -96,7 +96,7 @@ def test_a_random_blip_runs_the_captioning_code(tmp_path) -> None:
 
     model, processor = hub.load("blip", source=random_checkpoints.save_random_blip(tmp_path / "blip"))
     scenes = make_shapes(2, seed=1)
-    captions = tasks.caption(model, processor, list(scenes.images), max_new_tokens=5)
+    captions = inference.caption(model, processor, list(scenes.images), max_new_tokens=5)
     assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
 
 
@@ -106,9 +106,9 @@ def test_a_random_whisper_runs_the_speech_code(tmp_path) -> None:
     folder = random_checkpoints.save_random_whisper(tmp_path / "w")
     recogniser = pipeline("automatic-speech-recognition", model=str(folder))
     scene = make_shapes(1, seed=2)
-    audio = tasks.prepare_audio(scene.audio[0], scene.sample_rate)
-    assert isinstance(tasks.transcribe(recogniser, audio, max_new_tokens=4), str)
-    features = tasks.log_mel(recogniser.feature_extractor, audio)
+    audio = sound.prepare_audio(scene.audio[0], scene.sample_rate)
+    assert isinstance(inference.transcribe(recogniser, audio, max_new_tokens=4), str)
+    features = sound.log_mel(recogniser.feature_extractor, audio)
     assert features.shape == (80, 3000)
 
 
@@ -124,5 +124,17 @@ def test_training_saves_a_complete_folder_and_restores_the_deterministic_setting
     finally:
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
     assert len(record["losses"]) == 3 and set(record["accuracy"]) == {*QUESTION_TYPES, "all"}
-    ViltProcessor.from_pretrained(tmp_path)
-    ViltForQuestionAnswering.from_pretrained(tmp_path)
+    processor = ViltProcessor.from_pretrained(tmp_path)
+    model = ViltForQuestionAnswering.from_pretrained(tmp_path).eval()
+    # answer() reads the scores as the checkpoint was trained: softmax here, sigmoids for the hub's ViLT
+    assert model.config.problem_type == "single_label_classification"
+    scene, every = make_shapes(1, seed=3), len(ANSWERS)
+    image, question = scene.images[0], scene.questions[0][0]
+    softmax = inference.answer(model, processor, image, question, k=every)
+    model.config.problem_type = None
+    sigmoids = inference.answer(model, processor, image, question, k=every)
+    with torch.inference_mode():
+        logits = model(**processor(images=image, text=question, return_tensors="pt")).logits[0]
+    assert sum(p for _, p in softmax) == pytest.approx(1, abs=1e-5)
+    assert [a for a, _ in sigmoids] == [a for a, _ in softmax]
+    assert [p for _, p in sigmoids] == pytest.approx(sorted(logits.sigmoid().tolist(), reverse=True), abs=1e-6)

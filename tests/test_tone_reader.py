@@ -6,7 +6,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from mmbook import tasks, tone_reader
+from mmbook import sound, tone_reader
 from mmbook.data import make_shapes
 
 
@@ -67,7 +67,7 @@ def test_transcripts_hardly_depend_on_loudness_or_sample_rate(reader) -> None:
     quieter = [np.clip(clip * 0.3, -1, 1) for clip in shapes.audio]
     at_16k = [np.rint(resample_poly(clip, 2, 1) * 20000).astype(np.int16) for clip in shapes.audio]  # int16 WAV
     assert right(list(shapes.audio)) > 0.95 and right(quieter) > 0.9
-    assert right([tasks.prepare_audio(c, 16000, target_rate=tone_reader.SAMPLE_RATE) for c in at_16k]) > 0.9
+    assert right([sound.prepare_audio(c, 16000, target_rate=tone_reader.SAMPLE_RATE) for c in at_16k]) > 0.9
 
 
 def test_noise_alone_is_no_tone(reader) -> None:

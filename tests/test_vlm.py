@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from mmbook import contrastive, lm, vlm, vlm_train
+from mmbook import contrastive, lm, vlm, vlm_eval, vlm_train
 from mmbook.data import instruct, make_shapes
 
 
@@ -176,8 +176,8 @@ def test_caption_truth() -> None:
 
 def test_pope_sampling_is_balanced_and_absent() -> None:
     scenes = make_shapes(60, seed=9, max_shapes=4, split="train")
-    candidates = list(vlm_train.CANDIDATES)
-    popular = vlm_train.popular_ranking(replace(vlm_train.TINY_VLM, n_scenes=200))
+    candidates = list(instruct.CANDIDATES)
+    popular = vlm_eval.popular_ranking(replace(vlm_train.TINY_VLM, n_scenes=200))
     for setting in instruct.POPE_SETTINGS:
         turns = instruct.pope(scenes, setting, candidates, popular, seed=1)
         assert [t.answer for t in turns].count("yes") == len(scenes)

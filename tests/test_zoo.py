@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import zoo_toy
-from mmbook import shape_finder, zoo
+from mmbook import shape_finder, tiny_models, zoo
 
 HERE = Path(__file__).parent
 
@@ -57,8 +57,9 @@ def disturbed_state() -> tuple:
 
 
 def test_training_and_loading_leave_the_callers_state_unchanged(cache, monkeypatch, disturbed_state) -> None:
-    small_gpt2 = dataclasses.replace(zoo.TINY_GPT2, n_captions=200, steps=3, batch_size=8)
-    monkeypatch.setitem(zoo.REGISTRY, "tiny-gpt2", dataclasses.replace(zoo.TINY_GPT2_ENTRY, settings=small_gpt2))
+    small_gpt2 = dataclasses.replace(tiny_models.TINY_GPT2, n_captions=200, steps=3, batch_size=8)
+    small_entry = dataclasses.replace(tiny_models.TINY_GPT2_ENTRY, settings=small_gpt2)
+    monkeypatch.setitem(zoo.REGISTRY, "tiny-gpt2", small_entry)
     for name in ("tiny-gpt2", zoo_toy.NAME):
         zoo.path(name)
         assert zoo.trained_now(name)
@@ -160,7 +161,7 @@ def test_every_book_model_is_declared_once_with_frozen_settings() -> None:
             entry.settings.seed = 1
         assert len(zoo.code_hash(entry)) == 64
     with pytest.raises(ValueError, match="registered already"):
-        zoo.register(dataclasses.replace(zoo.TINY_CLIP_ENTRY, name="tiny-gpt2"))
+        zoo.register(dataclasses.replace(tiny_models.TINY_CLIP_ENTRY, name="tiny-gpt2"))
     with pytest.raises(KeyError, match="no book model named"):
         zoo.path("no-such-model")
 

@@ -1,9 +1,13 @@
-"""Attention from scratch: scaled dot-product, multi-head, cross-attention, positions, additive (Chapter 4).
+"""Attention from scratch: scaled dot-product, multi-head, cross-attention, positions, additive, the
+Transformer block built from them (LayerNorm, position-wise MLP, pre- and post-norm) and a small
+decoder-only language model trained by next-token prediction (Chapter 4).
 
 Tensors are batch-first, ``(..., L, d)``. A boolean ``mask`` is True where attention is *allowed*, as in
 :func:`torch.nn.functional.scaled_dot_product_attention` (the boolean masks of
 :class:`torch.nn.MultiheadAttention` mean the opposite). A query whose mask allows no key at all gets zero
-weights and a zero output, which is also what torch's function returns.
+weights and a zero output, which is what :func:`torch.nn.functional.scaled_dot_product_attention`
+returns on CPU from PyTorch 2.5 on (pytorch/pytorch#133882); up to 2.4 it returned NaN there, and
+:class:`torch.nn.MultiheadAttention` still does in 2.13.
 
 The chapter's tiny multimodal model built from these pieces, :class:`~mmbook.shape_finder.ShapeFinder`,
 is in :mod:`mmbook.shape_finder`.
@@ -12,8 +16,10 @@ is in :mod:`mmbook.shape_finder`.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 # ----------------------------------------------------------------------------------------------------
@@ -235,3 +241,143 @@ class AdditiveAttention(nn.Module):
     ) -> tuple[Tensor, Tensor]:
         value = key if value is None else value
         return additive_attention(query, key, value, self.w_q.weight, self.w_k.weight, self.w_v.weight[0], mask)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The Transformer block: attention and a position-wise MLP, each inside a residual, with LayerNorms
+
+
+def layer_norm(x: Tensor, weight: Tensor, bias: Tensor, eps: float = 1e-5) -> Tensor:
+    """``weight * (x - mean) / sqrt(var + eps) + bias`` over the last axis, the biased variance (Chapter 4).
+
+    Every position is normalised on its own, with the mean and variance of its ``d`` features; what
+    :class:`torch.nn.LayerNorm` computes.
+    """
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return weight * (x - mean) / torch.sqrt(var + eps) + bias
+
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward network ``fc2(act(fc1(x)))``, ``dim → hidden → dim`` (Chapter 4).
+
+    It acts on every position separately; ``activation`` defaults to the exact (erf) GELU. Chapter 6's
+    CLIP passes its ``quick_gelu``.
+    """
+
+    def __init__(self, dim: int, hidden: int, activation: Callable[[Tensor], Tensor] = F.gelu) -> None:
+        super().__init__()
+        self.activation = activation
+        self.fc1 = nn.Linear(dim, hidden)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.activation(self.fc1(x)))
+
+
+class TransformerBlock(nn.Module):
+    """One Transformer encoder layer: self-attention and an MLP, each in a residual (Chapter 4).
+
+    Pre-norm (``norm_first=True``, the default): ``x + MHA(LN₁(x))``, then ``x + MLP(LN₂(x))``. Post-norm,
+    the 2017 original: ``LN₁(x + MHA(x))``, then ``LN₂(x + MLP(x))``. ``mask`` (True = may attend) is as in
+    :class:`MultiHeadAttention`: a key mask ``(B, 1, L)`` hides padding, :func:`causal_mask` makes a
+    decoder. ``forward`` returns the new features and the attention weights ``(B, H, L, L)`` (``None``
+    unless ``need_weights``). With GELU and no dropout it computes what ``nn.TransformerEncoderLayer``
+    computes (:func:`to_torch_layer` copies the weights across). Chapters 6 (CLIP's towers) and 7 (the
+    single-stream matcher) build their Transformers from it.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        hidden: int,
+        *,
+        activation: Callable[[Tensor], Tensor] = F.gelu,
+        eps: float = 1e-5,
+        norm_first: bool = True,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = MultiHeadAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = MLP(dim, hidden, activation)
+        self.norm_first = norm_first
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, need_weights: bool = False
+    ) -> tuple[Tensor, Tensor | None]:
+        if self.norm_first:
+            h = self.norm1(x)
+            attended, weights = self.attn(h, h, h, mask, need_weights=need_weights)
+            x = x + attended
+            return x + self.mlp(self.norm2(x)), weights
+        attended, weights = self.attn(x, x, x, mask, need_weights=need_weights)
+        x = self.norm1(x + attended)
+        return self.norm2(x + self.mlp(x)), weights
+
+
+def to_torch_layer(block: TransformerBlock) -> nn.TransformerEncoderLayer:
+    """A batch-first ``nn.TransformerEncoderLayer`` (GELU, no dropout) holding ``block``'s weights (Chapter 4).
+
+    PyTorch stores the query, key and value projections stacked in one ``in_proj_weight``; the rest maps
+    one to one. Its boolean ``src_key_padding_mask`` is True at *padding*, the opposite of ours.
+    """
+    attn, dim = block.attn, block.attn.embed_dim
+    layer = nn.TransformerEncoderLayer(
+        dim, attn.num_heads, block.mlp.fc1.out_features, dropout=0.0, activation="gelu",
+        layer_norm_eps=block.norm1.eps, batch_first=True, norm_first=block.norm_first,
+    ).to(dtype=attn.q_proj.weight.dtype)
+    with torch.no_grad():
+        layer.self_attn.in_proj_weight.copy_(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight]))
+        layer.self_attn.in_proj_bias.copy_(torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias]))
+        layer.self_attn.out_proj.load_state_dict(attn.out_proj.state_dict())
+        layer.norm1.load_state_dict(block.norm1.state_dict())
+        layer.norm2.load_state_dict(block.norm2.state_dict())
+        layer.linear1.load_state_dict(block.mlp.fc1.state_dict())
+        layer.linear2.load_state_dict(block.mlp.fc2.state_dict())
+    return layer
+
+
+# ----------------------------------------------------------------------------------------------------
+# A decoder-only language model: causal blocks and next-token prediction
+
+
+class TransformerLM(nn.Module):
+    """Token and learned position embeddings, ``layers`` causal :class:`TransformerBlock`, a head (Chapter 4).
+
+    ``forward(tokens)`` maps ``(B, T)`` token ids to ``(B, T, vocab_size)`` logits; the causal mask lets
+    position t see positions 0 … t only, so the logits at t predict token t + 1 from the tokens up to t.
+    A pre-norm stack ends with a final LayerNorm before the head (its residual stream is never
+    normalised otherwise); a post-norm stack's last block already ends in one.
+    """
+
+    def __init__(
+        self, vocab_size: int, dim: int, num_heads: int, hidden: int, layers: int, max_len: int,
+        *, norm_first: bool = True,
+    ) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.positions = LearnedPositionalEncoding(max_len, dim)
+        self.blocks = nn.ModuleList(
+            TransformerBlock(dim, num_heads, hidden, norm_first=norm_first) for _ in range(layers)
+        )
+        self.norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
+        self.head = nn.Linear(dim, vocab_size)
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        x = self.positions(self.embed(tokens))
+        mask = causal_mask(tokens.shape[-1]).to(tokens.device)
+        for block in self.blocks:
+            x, _ = block(x, mask)
+        return self.head(self.norm(x))
+
+
+def next_token_loss(logits: Tensor, tokens: Tensor, ignore_index: int = -100) -> Tensor:
+    """The shifted cross-entropy: the logits at t are scored on token t + 1, padding ignored (Chapter 4).
+
+    ``logits`` ``(B, T, V)`` come from one causal forward pass over ``tokens`` ``(B, T)``; the mean is over
+    the ``B (T - 1)`` predicted positions whose target is not ``ignore_index``.
+    """
+    return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten(), ignore_index=ignore_index)

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 SOLUTION_BLOCK = re.compile(r"\n*^:::\{solution\}.*?^:::[ \t]*$", flags=re.DOTALL | re.MULTILINE)
+SOLUTION_START = re.compile(r"\A::::\{solution-start\}")
+SOLUTION_END = re.compile(r"^::::\{solution-end\}\n::::\s*\Z", flags=re.MULTILINE)
 
 
 def glue(name: str, value: Any, display: bool = False) -> Any:
@@ -47,18 +49,33 @@ def show_source(obj: Any) -> None:
 
 
 def student_edition(source: str | Path, target: str | Path) -> int:
-    """Write a copy of the notebook ``source`` without its solution blocks; return how many were cut.
+    """Write a copy of the notebook ``source`` without its solutions; return how many were cut.
 
-    Used by teachers (see "For teachers"); solutions are ``:::{solution}`` ... ``:::`` blocks.
+    Used by teachers (see "For teachers"). A solution is either a ``:::{solution}`` ... ``:::`` block inside
+    a markdown cell, or, when it runs code, the cells from one that begins with ``::::{solution-start}``
+    through the one that ends with ``::::{solution-end}`` (sphinx-exercise's gated form), code cells
+    between them included.
     """
     import nbformat
 
     nb = nbformat.read(source, as_version=4)
-    removed = 0
+    removed, kept, inside = 0, [], False
     for cell in nb.cells:
-        if cell.cell_type == "markdown":
-            cell.source, count = SOLUTION_BLOCK.subn("", cell.source)
-            removed += count
+        markdown = cell.cell_type == "markdown"
+        if markdown and SOLUTION_START.match(cell.source):
+            if inside:
+                raise ValueError(f"{source}: a solution starts inside another one")
+            inside = True
+        if not inside:
+            if markdown:
+                cell.source, count = SOLUTION_BLOCK.subn("", cell.source)
+                removed += count
+            kept.append(cell)
+        elif markdown and SOLUTION_END.search(cell.source):
+            inside, removed = False, removed + 1
+    if inside:
+        raise ValueError(f"{source}: a solution-start has no solution-end")
+    nb.cells = kept
     nbformat.write(nb, target)
     return removed
 
@@ -85,19 +102,21 @@ CHAPTER_CODE: dict[str, ChapterCode] = {
         lesson=("mmbook.baselines:SoftmaxRegression", "mmbook.baselines:softmax_regression_grad",
                 "mmbook.baselines:softmax", "mmbook.baselines:late_fusion", "mmbook.baselines:image_features",
                 "mmbook.baselines:DigitsWithHints"),
-        harness=("mmbook.data", "mmbook.apps.hello", "mmbook.apps.textgen", "mmbook.apps.digits", "mmbook.demos"),
+        harness=("mmbook.data", "mmbook.apps.hello", "mmbook.apps.textgen", "mmbook.apps.digits", "mmbook.demos",
+                 "mmbook.viz"),
         harness_names=("mmbook.baselines:DigitsWithHints", "mmbook.baselines:image_features",
                        "mmbook.baselines:late_fusion", "mmbook.baselines:softmax"),
     ),
     "02_core_concepts": ChapterCode(
         lesson=("mmbook.baselines:thumbnail",),
-        harness=("mmbook.data", "mmbook.baselines", "mmbook.losses", "mmbook.apps.shapes", "mmbook.viz",
-                 "mmbook.demos"),
+        harness=("mmbook.data", "mmbook.baselines", "mmbook.losses", "mmbook.sound", "mmbook.apps.shapes",
+                 "mmbook.viz", "mmbook.demos"),
     ),
     "03_encoders": ChapterCode(
-        lesson=("mmbook.encoders",),
-        harness=("mmbook.data", "mmbook.env"),
-        harness_names=("mmbook.encoders:count_parameters",),
+        lesson=("mmbook.encoders", "mmbook.bpe"),
+        harness=("mmbook.data", "mmbook.env", "mmbook.hub"),
+        harness_names=("mmbook.encoders:count_parameters", "mmbook.bpe:library_merges",
+                       "mmbook.bpe:train_library_bpe"),
     ),
     "04_attention": ChapterCode(
         lesson=("mmbook.attention", "mmbook.shape_finder"),
@@ -118,19 +137,22 @@ CHAPTER_CODE: dict[str, ChapterCode] = {
                  "mmbook.apps.search"),
     ),
     "07_matching": ChapterCode(
-        lesson=("mmbook.matching", "mmbook.losses:bce_with_logits", "mmbook.losses:bce_grad",
+        lesson=("mmbook.matching", "mmbook.data.pairs", "mmbook.losses:bce_with_logits", "mmbook.losses:bce_grad",
                 "mmbook.metrics:binary_metrics", "mmbook.metrics:roc_curve", "mmbook.metrics:roc_auc",
                 "mmbook.metrics:auc_trapezoid", "mmbook.metrics:best_threshold"),
-        harness=("mmbook.experiments.book_matcher", "mmbook.contrastive", "mmbook.timing", "mmbook.apps.matching"),
-        harness_names=("mmbook.matching:History", "mmbook.matching:MatchOutput", "mmbook.matching:PairTensors",
-                       "mmbook.matching:Pairs", "mmbook.matching:encode_pairs", "mmbook.matching:evaluate",
-                       "mmbook.matching:match_probabilities", "mmbook.matching:pixels", "mmbook.matching:tokenize"),
+        harness=("mmbook.experiments.book_matcher", "mmbook.contrastive", "mmbook.timing", "mmbook.apps.matching",
+                 "mmbook.zoo"),
+        harness_names=("mmbook.matching:History", "mmbook.matching:MatchOutput", "mmbook.matching:evaluate",
+                       "mmbook.matching:match_probabilities", "mmbook.data.pairs:Pairs",
+                       "mmbook.data.pairs:PairTensors", "mmbook.data.pairs:encode_pairs",
+                       "mmbook.data.pairs:pixels", "mmbook.data.pairs:tokenize"),
     ),
     "08_pretrained": ChapterCode(
-        lesson=("mmbook.tasks:answer", "mmbook.tasks:caption", "mmbook.tasks:transcribe", "mmbook.tasks:draw",
-                "mmbook.tiny_vilt:train_tiny_vilt", "mmbook.retrieval_captioner:RetrievalCaptioner"),
-        harness=("mmbook.tasks", "mmbook.tiny_vilt", "mmbook.retrieval_captioner", "mmbook.hub", "mmbook.timing",
-                 "mmbook.env", "mmbook.pretrained", "mmbook.apps.pretrained"),
+        lesson=("mmbook.inference:answer", "mmbook.inference:caption", "mmbook.inference:transcribe",
+                "mmbook.inference:draw", "mmbook.tiny_vilt:train_tiny_vilt",
+                "mmbook.retrieval_captioner:RetrievalCaptioner"),
+        harness=("mmbook.inference", "mmbook.inputs", "mmbook.sound", "mmbook.tiny_vilt", "mmbook.retrieval_captioner",
+                 "mmbook.hub", "mmbook.timing", "mmbook.env", "mmbook.pretrained", "mmbook.apps.pretrained"),
     ),
     "09_gradio": ChapterCode(
         lesson=("mmbook.apps.tour",),
@@ -146,11 +168,12 @@ CHAPTER_CODE: dict[str, ChapterCode] = {
                 "mmbook.apps.assistant:load_assistant_models", "mmbook.apps.assistant:route",
                 "mmbook.loadtest:simulate_closed_loop"),
         harness=("mmbook.tone_reader", "mmbook.apps.assistant", "mmbook.loadtest", "mmbook.timing",
-                 "mmbook.apps.spaces", "mmbook.limits", "mmbook.demos"),
-    ),    "11_multimodal_llm": ChapterCode(
+                 "mmbook.apps.spaces", "mmbook.limits", "mmbook.sound", "mmbook.demos"),
+    ),
+    "11_multimodal_llm": ChapterCode(
         lesson=("mmbook.lm", "mmbook.vlm"),
-        harness=("mmbook.vlm_train", "mmbook.data.instruct", "mmbook.chat", "mmbook.apps.vlm_chat", "mmbook.zoo",
-                 "mmbook.tiny_vilt", "mmbook.viz", "mmbook.demos"),
+        harness=("mmbook.vlm_train", "mmbook.vlm_eval", "mmbook.tiny_vlm", "mmbook.data.instruct", "mmbook.chat",
+                 "mmbook.apps.vlm_chat", "mmbook.zoo", "mmbook.tiny_vilt", "mmbook.viz", "mmbook.demos"),
         harness_names=("mmbook.lm:check_text", "mmbook.lm:LMConfig", "mmbook.lm:attention_bias",
                        "mmbook.lm:llama_config", "mmbook.lm:lm_config_from_llama", "mmbook.lm:body_state_dict",
                        "mmbook.lm:to_llama", "mmbook.lm:from_llama", "mmbook.vlm:VLMOutput", "mmbook.vlm:expand_image",

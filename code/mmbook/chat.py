@@ -11,7 +11,7 @@ answer as a ``TextIteratorStreamer`` delivers it.
 Inputs are checked before anything runs; a refusal is an :class:`mmbook.errors.InputError` (a
 ``ValueError``) whose message is meant for the user:
 
-- the picture goes through :func:`mmbook.tasks.to_rgb` (files, PIL images, arrays; grey and transparent
+- the picture goes through :func:`mmbook.inputs.to_rgb` (files, PIL images, arrays; grey and transparent
   pictures become RGB; fewer than 16 pixels a side or more than :data:`mmbook.limits.MAX_PIXELS` are
   refused, more than 1,024 a side shrunk);
 - the question must be non-empty, at most :data:`mmbook.limits.MAX_TEXT_CHARS` characters, and offline
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mmbook import hub, tasks
+from mmbook import hub, inputs
 from mmbook.errors import InputError
 from mmbook.vlm import MAX_NEW_TOKENS
 
@@ -116,13 +116,13 @@ def check_picture(picture: Any) -> Any:
     :class:`~mmbook.errors.InputError` (Chapter 11)."""
     if picture is None or (isinstance(picture, str) and not picture.strip()):
         raise InputError("Please add a picture first: the model answers questions about a picture.")
-    return tasks.to_rgb(picture)
+    return inputs.to_rgb(picture)
 
 
 def check_question(question: Any, vocabulary: frozenset[str] | None = None) -> str:
     """``question`` stripped, or an :class:`~mmbook.errors.InputError` when it is empty, too long, or (given
     ``vocabulary``) uses words the model never saw (Chapter 11)."""
-    return tasks.check_text(question, "question", vocabulary=vocabulary)
+    return inputs.check_text(question, "question", vocabulary=vocabulary)
 
 
 def check_max_new_tokens(value: Any) -> int:

@@ -6,12 +6,14 @@ projected to ``projection_dim``; after L2 normalisation, the dot products of eve
 picture, times a learned temperature ``exp(logit_scale)``, are the logits of a symmetric contrastive loss.
 
 - :class:`ScratchCLIP`: the whole model, built from a ``transformers.CLIPConfig`` out of ``torch.nn``
-  primitives and :class:`mmbook.attention.MultiHeadAttention`; ``forward`` returns
+  primitives and :class:`mmbook.attention.TransformerBlock`; ``forward`` returns
   ``(logits_per_image, logits_per_text, text_embeds, image_embeds)`` like ``CLIPModel``,
   :meth:`ScratchCLIP.encode_text` and :meth:`ScratchCLIP.encode_image` the projected, unnormalised features.
 - :meth:`ScratchCLIP.from_clip_model` copies the weights of a ``CLIPModel`` through an explicit name map,
   :func:`clip_weight_map`, that uses every parameter of both models exactly once.
-- :class:`TextTower`, :class:`VisionTower`, :class:`EncoderLayer` and :class:`MLP`: the parts.
+- :class:`TextTower` and :class:`VisionTower`: the parts, each a stack of Chapter 4's
+  :class:`~mmbook.attention.TransformerBlock` (pre-norm, CLIP's activation, no attention dropout: CLIP's
+  configs set it to 0).
 - :func:`quick_gelu`: CLIP's activation. Its loss is :func:`mmbook.losses.clip_loss`.
 
 Chapter 6 loads a ``CLIPModel``, copies it into a :class:`ScratchCLIP` and checks that both give the same
@@ -28,15 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mmbook.attention import MultiHeadAttention, causal_mask
+from mmbook.attention import TransformerBlock, causal_mask
 
 if TYPE_CHECKING:
     from transformers import CLIPConfig, CLIPModel
 
 __all__ = [
     "ACTIVATIONS",
-    "MLP",
-    "EncoderLayer",
     "ScratchCLIP",
     "TextTower",
     "VisionTower",
@@ -62,49 +62,14 @@ def _activation(name: str) -> Callable[[Tensor], Tensor]:
 
 
 # ----------------------------------------------------------------------------------------------------
-# The Transformer layer shared by both towers
-
-
-class MLP(nn.Module):
-    """``fc2(act(fc1(x)))``: the feed-forward half of a layer, ``dim → hidden → dim`` (Chapter 6)."""
-
-    def __init__(self, dim: int, hidden: int, activation: str) -> None:
-        super().__init__()
-        self.activation = _activation(activation)
-        self.fc1 = nn.Linear(dim, hidden)
-        self.fc2 = nn.Linear(hidden, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.fc2(self.activation(self.fc1(x)))
-
-
-class EncoderLayer(nn.Module):
-    """A pre-LN Transformer layer: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))`` (Chapter 6).
-
-    The attention is :class:`mmbook.attention.MultiHeadAttention` for both towers: it computes
-    ``softmax(Q Kᵀ / √d) V`` exactly as ``transformers``' eager and SDPA paths do, and its boolean mask
-    (True = may attend) expresses both the text tower's causal-and-padding mask and the vision tower's
-    "no mask". Attention dropout is not implemented: CLIP's configs set it to 0.
-    """
-
-    def __init__(self, dim: int, num_heads: int, hidden: int, activation: str, eps: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=eps)
-        self.attn = MultiHeadAttention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=eps)
-        self.mlp = MLP(dim, hidden, activation)
-
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        h = self.norm1(x)
-        x = x + self.attn(h, h, h, mask, need_weights=False)[0]
-        return x + self.mlp(self.norm2(x))
+# The Transformer layers of both towers: Chapter 4's block, pre-norm, with the config's activation
 
 
 def _layers(config: Any) -> nn.ModuleList:
     return nn.ModuleList(
-        EncoderLayer(
-            config.hidden_size, config.num_attention_heads, config.intermediate_size, config.hidden_act,
-            config.layer_norm_eps,
+        TransformerBlock(
+            config.hidden_size, config.num_attention_heads, config.intermediate_size,
+            activation=_activation(config.hidden_act), eps=config.layer_norm_eps,
         )
         for _ in range(config.num_hidden_layers)
     )
@@ -157,7 +122,7 @@ class TextTower(nn.Module):
         if attention_mask is not None:
             mask = mask & attention_mask.bool()[:, None, :]  # (B, L, L): ... and never a padding key
         for layer in self.layers:
-            x = layer(x, mask)
+            x = layer(x, mask)[0]
         x = self.final_layer_norm(x)
         return x[torch.arange(len(x), device=x.device), self.pool_positions(input_ids)]
 
@@ -198,7 +163,7 @@ class VisionTower(nn.Module):
         x = torch.cat([cls, patches], dim=1) + self.position_embedding.weight
         x = self.pre_layrnorm(x)
         for layer in self.layers:
-            x = layer(x)
+            x = layer(x)[0]
         return self.post_layernorm(x[:, 0])
 
 

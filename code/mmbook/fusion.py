@@ -5,18 +5,10 @@ Every class is built as ``Cls(input_dims, output_dim, **options)`` and called as
 :class:`CrossAttentionFusion` also ``(B, L_i, input_dims[i])``, a sequence of tokens), and ``mask`` is an
 optional boolean ``(B, M)`` tensor, True where modality ``i`` is present. A missing modality never reaches
 the output: each method says in its docstring what it does instead. The output is ``(B, output_dim)``.
-
-- :class:`ConcatFusion`: ``W [x_1; …; x_M] + b``.
-- :class:`SumFusion`: ``Σ_i φ_i(x_i)``, plus an optional multiplicative interaction ``ψ``.
-- :class:`GatedFusion`: the gated multimodal unit (GMU), generalised to M modalities; keeps its gates.
-- :class:`TensorFusion`: a linear map of the outer product of the ``[x_i; 1]``.
-- :class:`LowRankFusion`: the same map with its weight tensor factorised into ``rank`` modality-specific terms.
-- :class:`FiLMFusion`: one modality's features scaled and shifted by the others; keeps ``γ`` and ``β``.
-- :class:`CrossAttentionFusion`: one modality's tokens attend over the others'; keeps the attention weights.
-- :class:`FusionClassifier`: a picture encoder, a sentence encoder, one of these methods and a head;
-  :func:`train_fusion` trains it, optionally with modality dropout (:func:`drop_modalities`).
-
-The chapter's tasks, benchmark runner and demo models live in :mod:`mmbook.experiments.fusion_bench`.
+The classes are in :data:`FUSIONS`; :class:`FusionClassifier` puts one between a picture encoder, a
+sentence encoder and a head, and :func:`train_fusion` trains it, optionally with modality dropout
+(:func:`drop_modalities`). The chapter's tasks, benchmark runner and demo models live in
+:mod:`mmbook.experiments.fusion_bench`.
 """
 
 from __future__ import annotations
@@ -109,12 +101,13 @@ class ConcatFusion(Fusion):
 class SumFusion(Fusion):
     """``h = Σ_i φ_i(x_i) + ψ(x_1, …, x_M)`` with linear maps ``φ_i`` (Chapter 5).
 
-    With ``interaction=True``, ``ψ = ⊙_i (U_i x_i + c_i)``, an elementwise product of one projection per
-    modality, which a sum of per-modality terms cannot express; otherwise ``ψ = 0``. A missing modality's
+    With ``interaction=True`` (the default, the chapter's form), ``ψ = ⊙_i (U_i x_i + c_i)``, an elementwise
+    product of one projection per modality, which a sum of per-modality terms cannot express; with
+    ``interaction=False``, ``ψ = 0`` and the module is concatenation's function class. A missing modality's
     ``φ_i`` term is left out of the sum, and so is ``ψ``, which needs every modality.
     """
 
-    def __init__(self, input_dims: Sequence[int], output_dim: int, *, interaction: bool = False) -> None:
+    def __init__(self, input_dims: Sequence[int], output_dim: int, *, interaction: bool = True) -> None:
         super().__init__(input_dims, output_dim)
         self.phi = nn.ModuleList(nn.Linear(d, self.output_dim) for d in self.input_dims)
         self.psi = nn.ModuleList(nn.Linear(d, self.output_dim) for d in self.input_dims) if interaction else None
@@ -342,27 +335,35 @@ METHODS: tuple[str, ...] = ("late", *FUSIONS)
 """The methods of the chapter's benchmark: late fusion, then every class of :data:`FUSIONS` (Chapter 5)."""
 
 
+POOLINGS: tuple[str, ...] = ("flatten", "mean")
+"""How :class:`FusionClassifier` pools the picture's tokens for every method but cross-attention (Chapter 5)."""
+
+
 class FusionClassifier(nn.Module):
     """Picture encoder + sentence encoder + one fusion method + classifier head (Chapter 5).
 
-    The picture's ``L`` regions are embedded to ``dim`` with a position each (its tokens) and flattened
-    through a linear layer (its pooled vector); the sentence is a bag of learned word vectors (its pooled
-    vector). ``method`` names one of :data:`FUSIONS`, which fuses the two pooled vectors into ``hidden``
-    numbers (``"cross-attention"``: the sentence queries the picture's tokens), followed by a two-layer
-    head; ``"late"`` gives each modality its own head and adds their logits. Only the fusion differs
-    between methods. ``forward(grid, words, mask)`` returns logits; ``mask`` is ``(B, 2)``, True where
-    the picture (column 0) and the sentence (column 1) are present.
+    Every method gets the same inputs: the picture's ``L`` region tokens (each region embedded to ``dim``
+    numbers plus a learned position) and the sentence's vector (its mean word vector through a layer).
+    Cross-attention fuses the tokens (the sentence queries them); every other method first pools them into
+    one vector, with ``pool="flatten"`` (the tokens concatenated through one linear layer, ``Σ_j A_j r_j``:
+    a matrix per position, so where each feature sits is kept) or ``pool="mean"`` (their mean through a
+    layer). The fusion of :data:`FUSIONS` makes ``hidden`` numbers for the same two-layer head; ``"late"``
+    gives each modality its own head and adds their logits. ``forward(grid, words, mask)`` returns logits;
+    ``mask`` is ``(B, 2)``, True where the picture (column 0) and the sentence (column 1) are present.
     """
 
     def __init__(self, method: str, regions: int, region_dim: int, vocab_size: int, n_classes: int,
-                 *, dim: int = 32, hidden: int = 64, **options: object) -> None:
+                 *, dim: int = 32, hidden: int = 64, pool: str = "flatten", **options: object) -> None:
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-        self.method = method
+        if pool not in POOLINGS:
+            raise ValueError(f"pool must be one of {', '.join(POOLINGS)}; got {pool!r}")
+        self.method, self.pool = method, pool
         self.region = nn.Sequential(nn.Linear(region_dim, dim), nn.GELU())
         self.position = nn.Parameter(torch.randn(regions, dim) * 0.1)
-        self.picture = nn.Sequential(nn.Flatten(), nn.Linear(regions * dim, dim), nn.GELU())
+        width = regions * dim if pool == "flatten" else dim
+        self.picture = None if method == "cross-attention" else nn.Sequential(nn.Linear(width, dim), nn.GELU())
         self.embed = nn.Embedding(vocab_size + 1, dim, padding_idx=0)
         self.sentence = nn.Sequential(nn.Linear(dim, dim), nn.GELU())
 
@@ -378,20 +379,22 @@ class FusionClassifier(nn.Module):
             self.fusion = FUSIONS[method]([dim, dim], hidden, **options)
             self.head = head(hidden)
 
-    def encode(self, grid: Tensor, words: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """The picture's tokens ``(B, L, dim)`` and pooled vector ``(B, dim)``, and the sentence's ``(B, dim)``."""
+    def encode(self, grid: Tensor, words: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """The picture's tokens ``(B, L, dim)``, its pooled vector (None for cross-attention), the sentence's."""
         tokens = self.region(grid) + self.position
         present = (words > 0).float()
         bag = (self.embed(words) * present[..., None]).sum(1) / present.sum(1, keepdim=True).clamp(min=1)
-        return tokens, self.picture(tokens), self.sentence(bag)
+        if self.picture is None:
+            return tokens, None, self.sentence(bag)
+        pooled = tokens.flatten(1) if self.pool == "flatten" else tokens.mean(1)
+        return tokens, self.picture(pooled), self.sentence(bag)
 
     def forward(self, grid: Tensor, words: Tensor, mask: Tensor | None = None) -> Tensor:
         tokens, picture, sentence = self.encode(grid, words)
         if self.fusion is None:
             keep = torch.ones(len(grid), 2) if mask is None else mask.float()
-            pooled = (picture, sentence)
-            return sum(h(x) * keep[:, i : i + 1] for i, (h, x) in enumerate(zip(self.heads, pooled, strict=True)))
-        first = tokens if self.method == "cross-attention" else picture
+            return self.heads[0](picture) * keep[:, :1] + self.heads[1](sentence) * keep[:, 1:]
+        first = tokens if picture is None else picture
         return self.head(self.fusion(first, sentence, mask=mask))
 
 
@@ -408,15 +411,17 @@ def drop_modalities(batch: int, rate: float, generator: torch.Generator) -> Tens
 
 
 def train_fusion(method: str, task: FusionTask, train: np.ndarray, *, steps: int = 600, batch_size: int = 128,
-                 lr: float = 3e-3, seed: int = 0, modality_dropout: float = 0.0, progress: bool = True,
+                 lr: float = 3e-3, seed: int = 0, modality_dropout: float = 0.0,
+                 present: tuple[bool, bool] = (True, True), progress: bool = True,
                  **options: object) -> tuple[FusionClassifier, list[float], float]:
     """Train a :class:`FusionClassifier` on the samples ``train`` of ``task`` (Chapter 5).
 
-    Returns the model, its training losses and the training time in seconds. AdamW (PyTorch's fused
-    implementation) at learning rate ``lr`` with a cosine decay, ``steps`` minibatches of ``batch_size``,
-    drawn with ``seed``. ``modality_dropout`` is the probability that a training example loses one of its
-    modalities. Runs on one CPU thread (the models are tiny) inside :func:`mmbook.env.training_state`, which
-    leaves the caller's random state and thread count as they were.
+    Returns the model, its training losses and the training time in seconds. AdamW (fused) at learning
+    rate ``lr`` with a cosine decay, ``steps`` minibatches of ``batch_size``, drawn with ``seed``.
+    ``modality_dropout`` is the probability that a training example loses one of its modalities;
+    ``present`` masks a modality out of every example (``(True, False)``: a picture-only model).
+    ``options`` go to :class:`FusionClassifier`. Runs on one CPU thread inside
+    :func:`mmbook.env.training_state`, which leaves the caller's random state and thread count as they were.
     """
     from tqdm.auto import tqdm
 
@@ -434,6 +439,8 @@ def train_fusion(method: str, task: FusionTask, train: np.ndarray, *, steps: int
         for _ in tqdm(range(steps), desc=f"training {method}", leave=False, disable=not progress):
             rows = rows_all[torch.randint(0, len(rows_all), (batch_size,), generator=generator)]
             mask = drop_modalities(batch_size, modality_dropout, generator) if modality_dropout > 0 else None
+            if not all(present):
+                mask = torch.tensor([present]).expand(batch_size, 2)
             loss = F.cross_entropy(model(task.grid[rows], task.words[rows], mask), task.labels[rows])
             optimiser.zero_grad()
             loss.backward()

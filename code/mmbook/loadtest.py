@@ -24,12 +24,21 @@ import numpy as np
 
 @dataclass
 class LoadResult:
-    """Latencies (seconds) of the requests that succeeded, the failures, and the wall time of the test."""
+    """Latencies (seconds) of the requests that succeeded, the failures, and the wall time of the test.
+
+    ``rounds[i]`` says which request of its visitor ``latencies[i]`` was (0 for the first), so that
+    :meth:`after` can leave out the opening burst (Chapter 10).
+    """
 
     clients: int
     latencies: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    rounds: list[int] = field(default_factory=list)
+
+    def after(self, skip: int) -> list[float]:
+        """The successful latencies of every visitor's requests after its first ``skip`` (Chapter 10)."""
+        return [t for t, k in zip(self.latencies, self.rounds, strict=True) if k >= skip]
 
     @property
     def requests(self) -> int:
@@ -111,7 +120,7 @@ def load_test(url: str, api_name: str, args: Sequence[Any], *, clients: int, req
 
     def visit(client: Any) -> None:
         start_together.wait()
-        for _ in range(requests_per_client):
+        for k in range(requests_per_client):
             begin = time.perf_counter()
             try:
                 answer = client.predict(*args, api_name=api_name)
@@ -123,6 +132,7 @@ def load_test(url: str, api_name: str, args: Sequence[Any], *, clients: int, req
                 continue
             with lock:
                 result.latencies.append(time.perf_counter() - begin)
+                result.rounds.append(k)
 
     begin = time.perf_counter()
     try:

@@ -48,7 +48,7 @@ class RetrievalCaptioner:
     def __call__(self, images: Sequence[Any], k: int = 1) -> list[list[Retrieved]]:
         """The ``k`` best retrieval captions of each picture (uint8 arrays or PIL images, any size)."""
         from mmbook import contrastive
-        from mmbook.tasks import to_rgb
+        from mmbook.inputs import to_rgb
 
         arrays = [np.asarray(to_rgb(image)) for image in images]
         pixel_values = self.processor(images=arrays, return_tensors="pt")["pixel_values"]

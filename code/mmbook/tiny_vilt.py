@@ -79,7 +79,8 @@ def vilt_processor(images: np.ndarray, settings: TinyViltSettings = TINY_VILT) -
 
 
 def vilt_config(tokenizer: Any, settings: TinyViltSettings = TINY_VILT) -> Any:
-    """A small ``ViltConfig`` whose classifier has one output per answer of :data:`mmbook.data.ANSWERS`."""
+    """A small ``ViltConfig`` whose classifier has one output per answer of :data:`mmbook.data.ANSWERS`,
+    trained with softmax cross-entropy on one answer per question, as ``problem_type`` records (Chapter 8)."""
     from transformers import ViltConfig
 
     from mmbook.data import ANSWERS
@@ -90,6 +91,7 @@ def vilt_config(tokenizer: Any, settings: TinyViltSettings = TINY_VILT) -> Any:
         image_size=settings.image_size, patch_size=settings.patch_size,
         max_position_embeddings=settings.max_length, pad_token_id=tokenizer.pad_token_id,
         num_labels=len(ANSWERS), id2label=dict(enumerate(ANSWERS)), label2id={a: i for i, a in enumerate(ANSWERS)},
+        problem_type="single_label_classification",
     )  # fmt: skip
 
 

@@ -131,7 +131,7 @@ class ToneReader:
         self.network, self.record = network.eval(), record
 
     def read(self, clip: np.ndarray) -> list[Reading]:
-        """Read a mono 8 kHz clip (float in [-1, 1], e.g. from :func:`mmbook.tasks.prepare_audio`)."""
+        """Read a mono 8 kHz clip (float in [-1, 1], e.g. from :func:`mmbook.sound.prepare_audio`)."""
         import torch
 
         with torch.inference_mode():

@@ -9,24 +9,16 @@
    :func:`mmbook.data.instruct.instructions`, the loss masked to the answer tokens.
 
 :func:`train_vlm` runs all three (or an ablation: ``blind`` pictures, ``skip_stage1``, ``lora``) from a frozen
-:class:`TinyVLMSettings`; :func:`evaluate` answers held-out scenes greedily and reports colour, count,
-POPE (random, popular, adversarial; noisy and blank pictures) and describe scores. The frozen vision tower
-runs once per picture before training (its features never change), which is what makes a CPU minute enough.
-
-Registry functions (for :mod:`mmbook.zoo`): :func:`train_tiny_lm`, :func:`load_tiny_lm`,
-:func:`check_tiny_lm` with :class:`TinyLMSettings`; :func:`train_tiny_vlm`, :func:`load_tiny_vlm`,
-:func:`check_tiny_vlm` with :class:`TinyVLMSettings`. The tiny VLM's folder holds a
-``LlavaForConditionalGeneration`` and its ``LlavaProcessor`` (``from_pretrained``, ``AutoProcessor`` and
-``pipeline("image-text-to-text", model=folder)`` load it).
+:class:`TinyVLMSettings`. The frozen vision tower runs once per picture before training (its features never
+change), which is what makes a CPU minute enough. :mod:`mmbook.vlm_eval` measures the result;
+:mod:`mmbook.tiny_vlm` declares the trained models to :mod:`mmbook.zoo`.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,7 +30,7 @@ from mmbook import lm as lm_module
 from mmbook import vlm as vlm_module
 from mmbook import zoo
 from mmbook.data import instruct
-from mmbook.data.shapes import COLORS, TRAIN_COMBINATIONS, Shapes, make_shapes
+from mmbook.data.shapes import Shapes, make_shapes
 from mmbook.env import training_state
 from mmbook.lm import TinyLlama
 from mmbook.vlm import TinyVLM
@@ -90,7 +82,6 @@ class TinyVLMSettings:
 
 TINY_LM = TinyLMSettings()
 TINY_VLM = TinyVLMSettings()
-CANDIDATES: list[instruct.Pair] = list(TRAIN_COMBINATIONS)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -145,7 +136,7 @@ def text_corpus(scenes: Shapes, exists_pairs: int = 0, seed: int = 0) -> list[st
     the order of a VLM prompt, question, picture, answer ("is there a red square? a red circle. no"): the LM
     learns to match a colour–kind pair against a list (Chapter 11)."""
     texts = list(scenes.captions)
-    turns = instruct.instructions(scenes, CANDIDATES, seed=seed, kinds=("exists",), exists_pairs=exists_pairs)
+    turns = instruct.instructions(scenes, instruct.CANDIDATES, seed=seed, kinds=("exists",), exists_pairs=exists_pairs)
     asked: dict[int, list[tuple[str, str]]] = {}
     for t in turns:
         asked.setdefault(t.image, []).append((t.question, t.answer))
@@ -316,7 +307,7 @@ def train_vlm(
         model = TinyVLM(tower, language_model, tok.image_token_id, feature_layer=s.feature_layer,
                         strategy=s.strategy)  # fmt: skip
         start = time.perf_counter()
-        scenes = _training_scenes(s)
+        scenes = training_scenes(s)
         features = image_features(model, image_processor, scenes.images)
         if s.blind:
             features = torch.zeros_like(features)
@@ -329,7 +320,7 @@ def train_vlm(
         times["stage1"] = time.perf_counter() - start
 
         start = time.perf_counter()
-        turns = instruct.instructions(scenes, CANDIDATES, seed=s.seed, near_miss_share=s.near_miss_share,
+        turns = instruct.instructions(scenes, instruct.CANDIDATES, seed=s.seed, near_miss_share=s.near_miss_share,
                                       exists_pairs=s.exists_pairs)  # fmt: skip
         stage2 = instruct_tune(model, conversation_batches(turns, tok, model.n_image_tokens), features, s)
         times["stage2"] = time.perf_counter() - start
@@ -341,212 +332,6 @@ def train_vlm(
         return {"model": model.eval(), "image_processor": image_processor, "tokenizer": tok, **record}
 
 
-# ----------------------------------------------------------------------------------------------------
-# evaluation
-
-
-@torch.no_grad()
-def answer_batch(
-    model: TinyVLM, tokenizer: Any, pixel_values: Tensor, questions: list[str], max_new_tokens: int,
-    batch_size: int = 256,
-) -> list[str]:  # fmt: skip
-    """Greedy answers to ``questions`` about the pictures ``pixel_values`` (one each), prompts padded on the
-    left (Chapter 11)."""
-    model.eval()
-    out = []
-    for s in range(0, len(questions), batch_size):
-        texts = [vlm_module.expand_image(vlm_module.prompt_text(tokenizer, q), model.n_image_tokens)
-                 for q in questions[s : s + batch_size]]  # fmt: skip
-        rows = tokenizer(texts, add_special_tokens=False)["input_ids"]
-        width = max(len(r) for r in rows)
-        ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(r)) + r for r in rows])
-        mask = (torch.arange(width) >= torch.tensor([width - len(r) for r in rows])[:, None]).long()
-        new = model.generate(pixel_values[s : s + batch_size], ids, mask, max_new_tokens=max_new_tokens,
-                             eos_token_id=tokenizer.eos_token_id)  # fmt: skip
-        out.extend(tokenizer.decode(row, skip_special_tokens=True).strip() for row in new)
-    return out
-
-
-def _pixels(image_processor: Any, images: np.ndarray) -> Tensor:
-    return image_processor(images=list(images), return_tensors="pt")["pixel_values"]
-
-
-def pope_scores(answers: list[str], truths: list[str]) -> dict[str, float]:
-    """POPE's accuracy, precision, recall, F1 and "yes" rate of yes/no ``answers`` (Chapter 11)."""
-    said = np.array([a.split()[:1] == ["yes"] for a in answers])
-    truth = np.array([t == "yes" for t in truths])
-    tp = float((said & truth).sum())
-    precision = tp / max(1, said.sum())
-    recall = tp / max(1, truth.sum())
-    return {
-        "accuracy": float((said == truth).mean()), "precision": precision, "recall": recall,
-        "f1": 2 * precision * recall / max(1e-12, precision + recall), "yes_rate": float(said.mean()),
-    }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """Which held-out scenes :func:`evaluate` asks about (fresh seeds: pictures training never saw)."""
-
-    n_scenes: int = 300
-    n_single: int = 200
-    seed: int = 1001
-    max_shapes: int = 4
-    split: str = "train"
-    noise_std: float = 60.0
-
-
-def _training_scenes(settings: TinyVLMSettings) -> Shapes:
+def training_scenes(settings: TinyVLMSettings = TINY_VLM) -> Shapes:
+    """The stage-2 training pictures of ``settings`` (Chapter 11; POPE's "popular" ranks objects by them)."""
     return make_shapes(settings.n_scenes, seed=settings.data_seed, max_shapes=settings.max_shapes, split="train")
-
-
-def popular_ranking(settings: TinyVLMSettings = TINY_VLM) -> list[instruct.Pair]:
-    """The candidate objects, most frequent in the stage-2 training pictures first (ties in table order)."""
-    counts = instruct.object_frequency(_training_scenes(settings))
-    return sorted(CANDIDATES, key=lambda c: -counts[c])
-
-
-def world_statistics(settings: TinyVLMSettings = TINY_VLM) -> dict[str, float]:
-    """How flat object frequencies and co-occurrences of the training pictures are: the least and most
-    frequent candidate (pictures containing it) and the least and most frequent ordered pair of
-    candidates in one picture (Chapter 11; why "adversarial" means near misses here)."""
-    scenes = _training_scenes(settings)
-    freq, co = instruct.object_frequency(scenes), instruct.cooccurrence(scenes)
-    pair_counts = [co[(a, b)] for a in CANDIDATES for b in CANDIDATES if a != b]
-    return {"frequency_min": min(freq[c] for c in CANDIDATES), "frequency_max": max(freq[c] for c in CANDIDATES),
-            "cooccurrence_min": min(pair_counts), "cooccurrence_max": max(pair_counts)}  # fmt: skip
-
-
-def evaluate(
-    model: TinyVLM, tokenizer: Any, image_processor: Any, settings: EvalSettings = EvalSettings(),
-    popular: list[instruct.Pair] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Greedy answers on held-out scenes (Chapter 11): ``color`` (exact colour word, one-shape pictures),
-    ``count``, ``pope`` per setting (accuracy, precision, recall, F1, yes rate), ``pope_noisy`` and
-    ``pope_blank`` (random setting; on blank pictures every object is absent), ``describe`` (truth rate,
-    completeness, exact rate)."""
-    e = settings
-    popular = popular or popular_ranking()
-    scenes = make_shapes(e.n_scenes, seed=e.seed, max_shapes=e.max_shapes, split=e.split)
-    single = make_shapes(e.n_single, seed=e.seed + 1, max_shapes=1, split=e.split)
-    pixels, single_pixels = _pixels(image_processor, scenes.images), _pixels(image_processor, single.images)
-    result: dict[str, Any] = {}
-
-    def ask(px: Tensor, turns: list[instruct.Turn], max_new: int) -> list[str]:
-        return answer_batch(model, tokenizer, px[[t.image for t in turns]], [t.question for t in turns], max_new)
-
-    def accuracy(answers: list[str], turns: list[instruct.Turn]) -> float:
-        return float(np.mean([a == t.answer for a, t in zip(answers, turns, strict=True)]))
-
-    color = instruct.instructions(single, CANDIDATES, kinds=("color",))
-    result["color"] = accuracy(ask(single_pixels, color, 3), color)
-    count = instruct.instructions(scenes, CANDIDATES, kinds=("count",))
-    result["count"] = accuracy(ask(pixels, count, 3), count)
-    result["pope"] = {}
-    for setting in instruct.POPE_SETTINGS:
-        turns = instruct.pope(scenes, setting, CANDIDATES, popular, seed=e.seed)
-        result["pope"][setting] = pope_scores(ask(pixels, turns, 3), [t.answer for t in turns])
-    turns = instruct.pope(scenes, "random", CANDIDATES, popular, seed=e.seed)
-    rng = np.random.default_rng(e.seed)
-    noisy = np.clip(scenes.images + rng.normal(0, e.noise_std, scenes.images.shape), 0, 255).astype(np.uint8)
-    result["pope_noisy"] = pope_scores(ask(_pixels(image_processor, noisy), turns, 3), [t.answer for t in turns])
-    blank = np.full_like(scenes.images, 30)
-    answers = ask(_pixels(image_processor, blank), turns, 3)
-    result["pope_blank"] = pope_scores(answers, ["no"] * len(turns))
-    describe = instruct.instructions(scenes, CANDIDATES, kinds=("describe",))
-    captions = ask(pixels, describe, 24)
-    scores = [instruct.describe_score(c, scenes.attributes[t.image]) for c, t in zip(captions, describe, strict=True)]
-    result["describe"] = {k: float(np.mean([s[k] for s in scores])) for k in ("true", "complete", "exact")}
-    result["describe_examples"] = captions[:5]
-    return result
-
-
-# ----------------------------------------------------------------------------------------------------
-# the registry's train, load and check
-
-
-def train_tiny_lm(folder: Path, settings: TinyLMSettings = TINY_LM) -> dict[str, Any]:
-    """Pretrain the tiny LM and save it as a ``LlamaForCausalLM`` with its tokenizer (Chapter 11)."""
-    with training_state():
-        start = time.perf_counter()
-        model, losses = pretrain_lm(settings)
-        seconds = time.perf_counter() - start
-        lm_module.to_llama(model).save_pretrained(folder)
-        lm_module.tokenizer().save_pretrained(folder)
-    return {"losses": losses, "train_seconds": seconds,
-            "parameters": sum(p.numel() for p in model.parameters())}  # fmt: skip
-
-
-def load_tiny_lm(folder: Path) -> tuple[TinyLlama, Any]:
-    """The tiny LM as ``(TinyLlama, tokenizer)``, read from its ``LlamaForCausalLM`` folder (Chapter 11)."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
-
-    return lm_module.from_llama(LlamaForCausalLM.from_pretrained(folder)), AutoTokenizer.from_pretrained(folder)
-
-
-def check_tiny_lm(loaded: tuple[TinyLlama, Any]) -> None:
-    """Raise unless the tiny LM continues "what color is the circle?" with a colour word (Chapter 11)."""
-    model, tok = loaded
-    ids = tok(f"{tok.bos_token} what color is the circle ?", add_special_tokens=False, return_tensors="pt")
-    with torch.no_grad():
-        logits = model(ids["input_ids"])
-    if not torch.isfinite(logits).all():
-        raise ValueError("the tiny LM gives non-finite logits")
-    word = tok.decode(logits[0, -1].argmax())
-    if word not in COLORS:
-        raise ValueError(f"the tiny LM answers a colour question with {word!r}")
-
-
-def train_tiny_vlm(folder: Path, settings: TinyVLMSettings = TINY_VLM) -> dict[str, Any]:
-    """Train the tiny VLM (:func:`train_vlm`), measure it (:func:`evaluate`) and save it as a
-    ``LlavaForConditionalGeneration`` with its ``LlavaProcessor`` (Chapter 11)."""
-    shared_lm = zoo.load("tiny-lm")[0] if settings.lm == TINY_LM else None  # the registered LM, when it fits
-    out = train_vlm(settings, language_model=shared_lm)
-    with training_state():
-        scores = evaluate(out["model"], out["tokenizer"], out["image_processor"], popular=popular_ranking(settings))
-    llava, processor = vlm_module.to_transformers(out["model"], out["tokenizer"], out["image_processor"])
-    llava.save_pretrained(folder)
-    processor.save_pretrained(folder)
-    extras = {k: v for k, v in out.items() if k not in ("model", "image_processor", "tokenizer")}
-    return {**extras, "scores": scores, "world": world_statistics(settings)}
-
-
-def load_tiny_vlm(folder: Path) -> tuple[TinyVLM, Any]:
-    """The tiny VLM as ``(TinyVLM, LlavaProcessor)``, read from its LLaVA folder (Chapter 11)."""
-    from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-    llava = LlavaForConditionalGeneration.from_pretrained(folder)
-    return vlm_module.from_transformers(llava), AutoProcessor.from_pretrained(folder)
-
-
-def check_tiny_vlm(loaded: tuple[TinyVLM, Any]) -> None:
-    """Raise unless the tiny VLM names the colour of a one-shape picture (Chapter 11)."""
-    model, processor = loaded
-    scene = make_shapes(1, seed=7, max_shapes=1, split="train")
-    o = scene.attributes[0][0]
-    answer = vlm_module.ask(model, processor, scene.images[0], f"what color is the {o['shape']}?", 3)
-    if answer not in COLORS:
-        raise ValueError(f"the tiny VLM answers a colour question with {answer!r}")
-
-
-def ablations(settings: TinyVLMSettings = TINY_VLM) -> Iterator[tuple[str, TinyVLMSettings]]:
-    """The variants Chapter 11 compares: the recipe, LoRA, no stage 1, blind."""
-    yield "full", settings
-    yield "lora", replace(settings, lora=True)
-    yield "skip stage 1", replace(settings, skip_stage1=True)
-    yield "blind", replace(settings, blind=True)
-
-
-#: The code whose source decides whether a cached tiny LM or VLM is still valid (an edit retrains).
-_CODE = ("mmbook.lm", "mmbook.vlm", "mmbook.vlm_train", "mmbook.data.instruct")
-TINY_LM_ENTRY = zoo.register(zoo.Entry("tiny-lm", "the tiny language model", TINY_LM, train_tiny_lm, load_tiny_lm,
-                                       check_tiny_lm, code=_CODE))
-TINY_VLM_ENTRY = zoo.register(zoo.Entry("tiny-vlm", "the tiny VLM", TINY_VLM, train_tiny_vlm, load_tiny_vlm,
-                                        check_tiny_vlm, code=_CODE))
-#: Chapter 11's ablations ("tiny-vlm-lora", "tiny-vlm-skip-stage-1", "tiny-vlm-blind"), trained once and cached;
-#: the chapter reads their records (scores, trainable parameters, seconds, losses).
-ABLATION_ENTRIES = [
-    zoo.register(zoo.Entry(f"tiny-vlm-{label.replace(' ', '-')}", f"the tiny VLM ({label})", variant,
-                           train_tiny_vlm, load_tiny_vlm, check_tiny_vlm, code=_CODE))
-    for label, variant in ablations() if label != "full"
-]  # fmt: skip

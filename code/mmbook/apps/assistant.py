@@ -4,11 +4,11 @@ The tools, each labelled with the path that runs it:
 
 - **search** (text → pictures): Chapter 6's :class:`~mmbook.search.SearchIndex` over 1,000
   shapes-world pictures, with the tiny CLIP offline and ``openai/clip-vit-base-patch32`` online;
-- **ask** (picture + question → answer): :func:`mmbook.tasks.answer`, the tiny ViLT offline and
+- **ask** (picture + question → answer): :func:`mmbook.inference.answer`, the tiny ViLT offline and
   ``dandelin/vilt-b32-finetuned-vqa`` online;
-- **caption** (picture → text): BLIP online (:func:`mmbook.tasks.caption`), offline the retrieval caption
+- **caption** (picture → text): BLIP online (:func:`mmbook.inference.caption`), offline the retrieval caption
   of :class:`mmbook.retrieval_captioner.RetrievalCaptioner`, which never generates text;
-- **listen** (clip → text): Whisper online (:func:`mmbook.tasks.transcribe`), offline the tone reader of
+- **listen** (clip → text): Whisper online (:func:`mmbook.inference.transcribe`), offline the tone reader of
   :mod:`mmbook.tone_reader`, which reads the shapes world's tones and is not speech recognition;
 - **ask anything** (picture + any question → a generated answer, streamed): Chapter 11's
   :mod:`mmbook.chat`, ``HuggingFaceTB/SmolVLM-256M-Instruct`` online and the book's tiny VLM offline.
@@ -30,7 +30,7 @@ import gradio as gr
 import numpy as np
 
 from mmbook import chat as chat_module
-from mmbook import hub, tasks
+from mmbook import hub, inference, inputs, sound
 from mmbook.apps.common import ask_tab, caption_tab, checked, raw, whole_number
 from mmbook.chat import DEFAULT_NEW_TOKENS, MAX_NEW_TOKENS
 from mmbook.errors import InputError
@@ -239,10 +239,10 @@ class Assistant:
 
         image = _picture(image)
         model, processor = self.models.pretrained.answer.get()
-        question = tasks.check_text(question, "question", tokenizer=processor.tokenizer,
+        question = inputs.check_text(question, "question", tokenizer=processor.tokenizer,
                                     max_tokens=model.config.max_position_embeddings,
                                     vocabulary=self.models.pretrained.vocabulary)
-        best = tasks.answer(model, processor, image, question, k=3)
+        best = inference.answer(model, processor, image, question, k=3)
         note = f"**Path:** {self.models.pretrained.answer.note}."
         accuracy = self.models.pretrained.vqa_accuracy
         kind = question_type(question)
@@ -264,7 +264,8 @@ class Assistant:
                     f"#{best.index}, cosine similarity {best.score:.2f}.")
             return best.caption, best.image, note
         model, processor = captioner
-        return tasks.caption(model, processor, [image])[0], None, f"**Path:** {self.models.pretrained.caption.note}."
+        note = f"**Path:** {self.models.pretrained.caption.note}."
+        return inference.caption(model, processor, [image])[0], None, note
 
     def transcribe(self, sample_rate: Any, samples: Any) -> tuple[str, str]:
         """Words for a clip: Whisper's transcript online, the tone reader's colours and shapes offline."""
@@ -273,14 +274,14 @@ class Assistant:
         listener = self.models.listen.get()
         note = f"**Path:** {self.models.listen.note}."
         if isinstance(listener, tone_reader.ToneReader):
-            clip = tasks.prepare_audio(samples, int(sample_rate), target_rate=tone_reader.SAMPLE_RATE)
+            clip = sound.prepare_audio(samples, int(sample_rate), target_rate=tone_reader.SAMPLE_RATE)
             seconds = len(clip) / tone_reader.SAMPLE_RATE
             if seconds > tone_reader.MAX_SECONDS:
                 raise InputError(f"The clip lasts {seconds:.1f} s; the tone reader reads at most "
                                  f"{tone_reader.MAX_SECONDS:.0f} s.")
             text = listener.transcribe(clip)
             return text or "(no tones heard)", note
-        return tasks.transcribe(listener, tasks.prepare_audio(samples, int(sample_rate))), note
+        return inference.transcribe(listener, sound.prepare_audio(samples, int(sample_rate))), note
 
     def ask_anything(self, image: Any, question: Any, max_new_tokens: Any = DEFAULT_NEW_TOKENS
                      ) -> tuple[Iterator[str], str]:  # fmt: skip
@@ -327,7 +328,7 @@ class Assistant:
 def _picture(image: Any) -> Any:
     if image is None:
         raise InputError("Please upload a picture.")
-    return tasks.open_image(image) if isinstance(image, str | Path) else tasks.to_rgb(image)
+    return inputs.open_image(image) if isinstance(image, str | Path) else inputs.to_rgb(image)
 
 
 def _read_wav(path: str) -> tuple[int, np.ndarray]:

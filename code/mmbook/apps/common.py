@@ -1,7 +1,7 @@
 """What the book's apps share (Chapter 2 on): the checks of what a user types, the one place where a
 refused input becomes a ``gr.Error`` (:func:`checked`), components that hand the raw value to the
-handler (:func:`raw`), thread-safe lazy models (:func:`once`), the ask and caption tabs, and sound for
-``gr.Audio``. Apps import this module and the library, never each other.
+handler (:func:`raw`), thread-safe lazy models (:func:`once`), and the ask and caption tabs. Apps import
+this module and the library (sound for ``gr.Audio`` comes from :mod:`mmbook.sound`), never each other.
 """
 
 from __future__ import annotations
@@ -9,9 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import threading
-import wave
 from collections.abc import Callable, Collection
-from pathlib import Path
 from typing import Any, TypeVar
 
 import gradio as gr
@@ -188,30 +186,5 @@ def caption_tab(caption: Callable[..., Any]) -> None:
     button.click(caption, [image], [text, source, note], api_name="caption")
 
 
-# ----------------------------------------------------------------------------------------------------
-# sound for gr.Audio
-
-
-def to_int16(audio: np.ndarray) -> np.ndarray:
-    """Float samples in [-1, 1] → 16-bit PCM, the format a WAV file stores (Chapter 2).
-
-    Gradio would convert a float array itself, with a warning and after scaling it to its peak; converting
-    here keeps the loudness of the clip, so a small shape still sounds quieter than a large one.
-    """
-    return np.rint(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
-
-
-def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int) -> Path:
-    """Save float samples in [-1, 1] as a mono 16-bit WAV file at ``path`` and return the path (Chapter 10,
-    and the tests that upload clips)."""
-    path = Path(path)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(sample_rate)
-        out.writeframes(to_int16(np.asarray(audio, dtype=np.float64)).tobytes())
-    return path
-
-
 __all__ = ["EXAMPLE_QUESTION", "ask_tab", "caption_tab", "check_pixels", "checked", "once", "raw", "shapes_text",
-           "shorten", "to_int16", "whole_number", "write_wav"]
+           "shorten", "whole_number"]

@@ -1,4 +1,4 @@
-"""Does the caption describe the picture? The single-stream matcher's probability and where it looked (Chapter 7)."""
+"""Does the caption describe the picture? The book's matcher's probability and where it looked (Chapter 7)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from PIL import Image
 
 from mmbook.apps.common import check_pixels, checked, raw, shapes_text, whole_number
 from mmbook.data import SHAPES_VOCABULARY, make_shapes
+from mmbook.data.pairs import MAX_TOKENS, pixels, tokenize
 from mmbook.errors import InputError
 from mmbook.experiments.book_matcher import matcher
 from mmbook.limits import MAX_SEED
-from mmbook.matching import MAX_TOKENS, pixels, tokenize
 from mmbook.viz import heat_overlay
 
 #: Words and punctuation marks a caption may have: with start and end tokens it fits ``MAX_TOKENS``.
@@ -100,8 +100,9 @@ def build_matching_app() -> gr.Blocks:
     matcher()  # loaded (or trained) now, before the first request
     with gr.Blocks(title="Does the caption match the picture?") as demo:
         gr.Markdown(
-            "## Does the caption match the picture? A single-stream matcher\n"
-            "The caption's words and the picture's nine patches go through one Transformer together; its "
+            "## Does the caption match the picture? A fusion matcher on the tiny CLIP\n"
+            "The tiny CLIP's features of the caption's words and of the picture's nine patches go through one "
+            "Transformer together; its "
             "[CLS] token decides. The heat map shows where [CLS] looked among the patches in the last layer. "
             "Change one word (a colour, a shape, a place) and see whether the matcher notices."
         )

@@ -5,7 +5,7 @@ accuracy for that kind of question), the tiny CLIP classifies zero-shot, a *retr
 for BLIP (labelled as retrieval, with the picture it came from), Whisper's tab shows the log-mel
 spectrogram its processor would compute and says that no speech model ran, the tiny GPT-2 continues
 text, and the Stable Diffusion tab says what it would need. The models come from
-:func:`mmbook.pretrained.load_models`; every input is checked by :mod:`mmbook.tasks`.
+:func:`mmbook.pretrained.load_models`; every input is checked by :mod:`mmbook.inputs` and :mod:`mmbook.sound`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from mmbook import tasks
+from mmbook import inference, inputs, sound
 from mmbook.apps.common import ask_tab, caption_tab, checked, raw, whole_number
+from mmbook.errors import InputError
 from mmbook.pretrained import PretrainedModels, load_models
 
 MAX_LABELS = 20
@@ -26,18 +27,18 @@ SPECTROGRAM_HEIGHT = 160
 
 def _image(path: Any) -> Any:
     if path is None:
-        raise tasks.InputError("Please upload a picture.")
-    return tasks.open_image(path)
+        raise InputError("Please upload a picture.")
+    return inputs.open_image(path)
 
 
 def _labels(text: Any) -> list[str]:
     if not isinstance(text, str) or not text.strip():
-        raise tasks.InputError("Please type the candidate labels, separated by commas.")
+        raise InputError("Please type the candidate labels, separated by commas.")
     labels = list(dict.fromkeys(label.strip() for label in text.split(",") if label.strip()))
     if len(labels) < 2:
-        raise tasks.InputError("Please give at least two different labels, separated by commas.")
+        raise InputError("Please give at least two different labels, separated by commas.")
     if len(labels) > MAX_LABELS:
-        raise tasks.InputError(f"That is {len(labels)} labels; the limit is {MAX_LABELS}.")
+        raise InputError(f"That is {len(labels)} labels; the limit is {MAX_LABELS}.")
     return labels
 
 
@@ -71,9 +72,9 @@ def build_pretrained_app(models: PretrainedModels | None = None) -> gr.Blocks:
         image = _image(image_path)
         model, processor = models.answer.get()
         limit = model.config.max_position_embeddings
-        question = tasks.check_text(question, "question", tokenizer=processor.tokenizer, max_tokens=limit,
+        question = inputs.check_text(question, "question", tokenizer=processor.tokenizer, max_tokens=limit,
                                     vocabulary=vocabulary)
-        best = tasks.answer(model, processor, image, question, k=3)
+        best = inference.answer(model, processor, image, question, k=3)
         note = f"**Path:** {models.answer.note}."
         if models.vqa_accuracy:
             kind = question_type(question)
@@ -98,32 +99,33 @@ def build_pretrained_app(models: PretrainedModels | None = None) -> gr.Blocks:
                     f"#{best.index} (shown on the right), cosine similarity {best.score:.2f}.")
             return best.caption, best.image, note
         model, processor = captioner
-        return tasks.caption(model, processor, [image])[0], None, f"**Path:** {models.caption.note}."
+        return inference.caption(model, processor, [image])[0], None, f"**Path:** {models.caption.note}."
 
     @checked
     def classify(image_path: Any, labels: Any, template: Any) -> tuple[dict[str, float], str]:
         image = _image(image_path)
         names = _labels(labels)
-        template = tasks.check_text(template, "template")
+        template = inputs.check_text(template, "template")
         if template.count("{}") != 1:
-            raise tasks.InputError("The template must contain '{}' exactly once, where the label goes, "
-                                   f"for example {models.template!r}.")
+            raise InputError("The template must contain '{}' exactly once, where the label goes, "
+                             f"for example {models.template!r}.")
         if vocabulary is not None:
             for text in [*names, template.replace("{}", " ")]:
-                tasks.check_text(text, "label", vocabulary=vocabulary)
-        return dict(tasks.classify(models.classify.get(), image, names, template)), f"**Path:** {models.classify.note}."
+                inputs.check_text(text, "label", vocabulary=vocabulary)
+        scores = inference.classify(models.classify.get(), image, names, template)
+        return dict(scores), f"**Path:** {models.classify.note}."
 
     @checked
     def transcribe(recording: Any) -> tuple[str, Any, str]:
         if recording is None:
-            raise tasks.InputError("Please record or upload a clip.")
+            raise InputError("Please record or upload a clip.")
         rate, samples = recording
-        audio = tasks.prepare_audio(samples, int(rate))
-        seconds = len(audio) / tasks.SAMPLE_RATE
+        audio = sound.prepare_audio(samples, int(rate))
+        seconds = len(audio) / sound.SAMPLE_RATE
         worker = models.transcribe.get()
         if models.online or hasattr(worker, "tokenizer"):
-            return tasks.transcribe(worker, audio), None, f"**Path:** {models.transcribe.note}."
-        features = tasks.log_mel(worker, audio)
+            return inference.transcribe(worker, audio), None, f"**Path:** {models.transcribe.note}."
+        features = sound.log_mel(worker, audio)
         text = (f"No speech model ran (offline). Whisper would read {features.shape[0]} log-mel bands × "
                 f"{features.shape[1]:,} frames: your {seconds:.1f} s at 16 kHz, padded with silence to 30 s.")
         return text, spectrogram_picture(features, seconds), f"**Path:** {models.transcribe.note}."
@@ -131,15 +133,15 @@ def build_pretrained_app(models: PretrainedModels | None = None) -> gr.Blocks:
     @checked
     def complete(prompt: Any, n_tokens: Any) -> tuple[str, str]:
         generator = models.complete.get()
-        prompt = tasks.check_text(prompt, "beginning of a sentence")
+        prompt = inputs.check_text(prompt, "beginning of a sentence")
         count = whole_number(n_tokens, "number of new tokens", 1, MAX_NEW_TOKENS)
-        return tasks.complete(generator, prompt, max_new_tokens=count), f"**Path:** {models.complete.note}."
+        return inference.complete(generator, prompt, max_new_tokens=count), f"**Path:** {models.complete.note}."
 
     @checked
     def draw(prompt: Any) -> tuple[Any, str]:
         painter = models.draw.get()  # an InputError with the reason when unavailable
-        prompt = tasks.check_text(prompt, "description")
-        return tasks.draw(painter, prompt), f"**Path:** {models.draw.note}."
+        prompt = inputs.check_text(prompt, "description")
+        return inference.draw(painter, prompt), f"**Path:** {models.draw.note}."
 
     where = "online: hub models" if models.online else "offline: the book's stand-ins"
     with gr.Blocks(title="Pretrained multimodal models") as demo:

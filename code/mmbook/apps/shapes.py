@@ -7,10 +7,11 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from mmbook.apps.common import checked, raw, to_int16, whole_number
+from mmbook.apps.common import checked, raw, whole_number
 from mmbook.data import QUESTION_TYPES, make_shapes
 from mmbook.errors import InputError
 from mmbook.limits import MAX_SEED
+from mmbook.sound import to_int16
 from mmbook.viz import upscale_nearest
 
 MAX_SHAPES = 9  # one shape per cell of the 3x3 grid

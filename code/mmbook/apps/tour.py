@@ -14,9 +14,10 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
-from mmbook.apps.common import checked, raw, to_int16, whole_number
+from mmbook.apps.common import checked, raw, whole_number
 from mmbook.data import COLORS, SHAPE_KINDS, make_shapes
 from mmbook.limits import MAX_PIXELS, MAX_SEED, MAX_TEXT_CHARS
+from mmbook.sound import to_int16
 from mmbook.viz import upscale_nearest
 
 #: A pixel darker than this in every channel is background in the shapes world (backgrounds are 15–45).

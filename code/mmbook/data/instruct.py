@@ -35,9 +35,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmbook.data._text import words
-from mmbook.data.shapes import COLOR_WORDS, KIND_WORDS, NUMBER_WORDS, QUESTION_TYPES, Shapes
+from mmbook.data.shapes import COLOR_WORDS, KIND_WORDS, NUMBER_WORDS, QUESTION_TYPES, TRAIN_COMBINATIONS, Shapes
 
 Pair = tuple[str, str]  # (shape, color), as in mmbook.data.shapes.COMBINATIONS
+#: The objects Chapter 11's questions name: every (shape, colour) pair of the training split.
+CANDIDATES: list[Pair] = list(TRAIN_COMBINATIONS)
 
 COLOR_QUESTION = "what color is the {shape}?"
 COUNT_QUESTION = "how many shapes are there?"

@@ -13,6 +13,7 @@ this module holds what the chapter runs them on:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,7 @@ from mmbook.data import (
     NUMBER_WORDS,
     POSITION_PHRASES,
     SHAPES_VOCABULARY,
+    Digits,
     add_noise,
     make_digits,
     make_shapes,
@@ -137,12 +139,18 @@ def color_at_task(n_images: int, *, seed: int = 0, noise: float = 0.0, questions
     )
 
 
+@functools.lru_cache(maxsize=2)
+def cached_digits(seed: int = 0) -> Digits:
+    """``make_digits(seed=seed)``, made once per process: its sounds take seconds to synthesise (Chapter 5)."""
+    return make_digits(seed=seed)
+
+
 def digits_hint_task(*, seed: int = 0, noise: float = 0.5) -> FusionTask:
     """scikit-learn's digits with Gaussian pixel noise ``noise``, each with its parity-and-size hint (Chapter 5).
 
     The picture's eight rows of eight pixels are its tokens; the hint narrows the digit to two or three.
     """
-    digits = make_digits(seed=seed)
+    digits = cached_digits(seed)
     images = add_noise(digits.images, noise, seed=seed + 1) if noise > 0 else digits.images
     return FusionTask(
         name="digits-hints",
@@ -155,7 +163,6 @@ def digits_hint_task(*, seed: int = 0, noise: float = 0.5) -> FusionTask:
         kind=["digit"] * digits.n,
         sentences=list(digits.hints),
     )
-
 
 
 TASKS = {"color-at": color_at_task, "digits-hints": digits_hint_task}
@@ -171,7 +178,8 @@ class Run:
 
     ``task`` names a builder in :data:`TASKS`, called with ``task_options`` (a tuple of pairs); the
     samples of the first ``train_images`` pictures train, the rest test. ``test_noise`` is the pixel
-    noise of the "noisy picture" condition.
+    noise of the "noisy picture" condition. ``hidden`` (the fusion's and head's width) and ``pool`` go to
+    :class:`~mmbook.fusion.FusionClassifier`; ``present`` to :func:`~mmbook.fusion.train_fusion`.
     """
 
     task: str
@@ -182,6 +190,9 @@ class Run:
     modality_dropout: float = 0.0
     steps: int = 500
     test_noise: float = 0.3
+    hidden: int = 64
+    pool: str = "flatten"
+    present: tuple[bool, bool] = (True, True)
 
 
 @dataclass
@@ -214,7 +225,8 @@ def run_one(run: Run) -> RunResult:
     train = np.flatnonzero(task.image < run.train_images)
     test = np.flatnonzero(task.image >= run.train_images)
     model, _, seconds = train_fusion(run.method, task, train, steps=run.steps, seed=run.seed,
-                                     modality_dropout=run.modality_dropout, progress=False)
+                                     modality_dropout=run.modality_dropout, present=run.present,
+                                     hidden=run.hidden, pool=run.pool, progress=False)
     labels = task.labels[test]
     both = torch.ones(len(test), 2, dtype=torch.bool)
     masks = {"both": both, "picture missing": both.clone(), "sentence missing": both.clone()}
