@@ -13,7 +13,8 @@ COPIES = {
     "node_modules/@jupyter-widgets/html-manager/dist": "_vendor/static/html-manager",
 }
 # The widget manager loads its icon fonts relative to the page that embeds it, from
-# "<page folder>/@jupyter-widgets/html-manager/dist/": one copy per folder that holds pages.
+# "<page folder>/@jupyter-widgets/html-manager/dist/" or, from some widgets' styles,
+# "<page folder>/@jupyter-widgets/": one copy in each, per folder that holds pages.
 FONT_SUFFIXES = {".woff", ".woff2", ".ttf", ".eot", ".svg"}
 PAGE_FOLDERS = ["chapters", "book"]
 
@@ -34,10 +35,11 @@ def main() -> int:
     fonts = [f for f in (ROOT / "node_modules/@jupyter-widgets/html-manager/dist").iterdir()
              if f.suffix in FONT_SUFFIXES]
     for folder in PAGE_FOLDERS:
-        target = ROOT / "_vendor" / "pages" / folder / "@jupyter-widgets" / "html-manager" / "dist"
-        target.mkdir(parents=True, exist_ok=True)
-        for font in fonts:
-            shutil.copy2(font, target / font.name)
+        base = ROOT / "_vendor" / "pages" / folder / "@jupyter-widgets"
+        for target in (base / "html-manager" / "dist", base):
+            target.mkdir(parents=True, exist_ok=True)
+            for font in fonts:
+                shutil.copy2(font, target / font.name)
     print("vendor_assets: MathJax 3, require.js and the ipywidgets HTML manager copied to _vendor/")
     return 0
 

@@ -63,7 +63,8 @@ def test_page_renders_offline(browser, path: Path) -> None:
             assert page.locator("mjx-container").count() > 0, "math was not typeset"
             assert "\\[" not in page.inner_text("article")
         if page.locator('script[type="application/vnd.jupyter.widget-state+json"]').count():
-            page.wait_for_selector(".jupyter-widgets", timeout=20_000)
+            # rendered by the widget manager; a finished progress bar with leave=False is rendered hidden
+            page.wait_for_selector(".jupyter-widgets", state="attached", timeout=20_000)
     finally:
         context.close()
 
