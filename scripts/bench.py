@@ -10,6 +10,9 @@ the "Run times" page. This is a benchmark, not a timed test.
 Each entry also records the ``mmbook`` modules the chapter's kernel loaded and a fingerprint of the
 chapter's code cells and those modules' sources; tests/test_notebooks.py fails when a chapter or the code
 it runs changed after its badge was measured, and when a chapter is over the 120-second budget.
+
+With ``MMBOOK_BENCH_EXECUTED=<folder>`` the executed chapters are kept there, for
+``scripts/colab_edition.py --executed <folder>`` (the Colab editions then carry the values of the bench run).
 """
 
 from __future__ import annotations
@@ -72,8 +75,12 @@ def run_one(path: str, modules_out: str) -> None:
     nb = nbformat.read(path, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(MODULES_CELL))
     NotebookClient(nb, timeout=900, resources={"metadata": {"path": str(Path(path).parent)}}).execute()
-    printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.get("output_type") == "stream")
+    printed = "".join(o.get("text", "") for o in nb.cells.pop().outputs if o.get("output_type") == "stream")
     Path(modules_out).write_text(printed.strip().splitlines()[-1], encoding="utf-8")
+    if os.environ.get("MMBOOK_BENCH_EXECUTED"):  # keep the executed chapter (scripts/colab_edition.py reads it)
+        folder = Path(os.environ["MMBOOK_BENCH_EXECUTED"])
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / Path(path).name)
 
 
 def machine() -> str:
@@ -104,12 +111,12 @@ def main(names: list[str]) -> int:
         if not chapters:
             raise SystemExit(f"bench: no chapter matches {names}")
     results = json.loads(OUTPUT.read_text(encoding="utf-8"))["chapters"] if names and OUTPUT.exists() else {}
-    for path in chapters:
+    for path in chapters:  # written after every chapter: a chapter that fails keeps the others' results
         results[path.stem] = bench(path)
         print(f"{path.stem:28s} {results[path.stem]['wall_s']:7.1f} s {results[path.stem]['peak_mb']:6d} MB")
-    results = {stem: results[stem] for stem in sorted(results) if (ROOT / "chapters" / f"{stem}.ipynb").exists()}
-    data = {"date": dt.date.today().isoformat(), "machine": machine(), "chapters": results}
-    OUTPUT.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        kept = {stem: results[stem] for stem in sorted(results) if (ROOT / "chapters" / f"{stem}.ipynb").exists()}
+        data = {"date": dt.date.today().isoformat(), "machine": machine(), "chapters": kept}
+        OUTPUT.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     print(f"bench: wrote {OUTPUT.relative_to(ROOT)}")
     return 0
 

@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = ROOT / "chapters"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 REPOSITORY = CONFIG["repository"]["url"].removeprefix("https://github.com/").strip("/")
-BRANCH = CONFIG["repository"].get("branch", "main")
+#: The release tag: the badges open the editions as released, with the package the setup cell installs.
+RELEASE = CONFIG["repository"]["release"]
 #: Where the HTML book is published: ``html.baseurl`` when set, otherwise the repository's GitHub Pages.
 BASE_URL = (CONFIG.get("html", {}).get("baseurl") or "https://{}.github.io/{}/".format(*REPOSITORY.split("/")))
 BASE_URL = BASE_URL.rstrip("/") + "/"
@@ -350,7 +351,7 @@ def convert_markdown(text: str, chapter: Chapter) -> str:
 
 
 def _header(chapter: Chapter, path: str, student: bool) -> str:
-    badge = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{path}"
+    badge = f"https://colab.research.google.com/github/{REPOSITORY}/blob/{RELEASE}/{path}"
     page = f"{BASE_URL}chapters/{Path(chapter.name).stem}.html"
     edition = "Student edition" if student else "Colab edition"
     solutions = (" The solutions are left out: try each exercise yourself; where one asks for code, a starter"

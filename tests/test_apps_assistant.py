@@ -9,22 +9,15 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import bad_pictures, module_client
 from mmbook import chat, random_checkpoints, tone_reader
 from mmbook.apps import APPS
-from mmbook.apps.assistant import (
-    Assistant,
-    AssistantModels,
-    Route,
-    build_assistant_app,
-    last_picture,
-    load_assistant_models,
-    route,
-    search_query,
-)
+from mmbook.apps.assistant import Assistant, AssistantModels, build_assistant_app, load_assistant_models
 from mmbook.data import make_shapes
 from mmbook.errors import InputError
 from mmbook.limits import MAX_FILE_SIZE, MAX_PIXELS, MAX_TEXT_CHARS
 from mmbook.pretrained import Task
+from mmbook.router import Route, last_picture, route, search_query
 from mmbook.sound import write_wav
 from PIL import Image
 
@@ -49,17 +42,9 @@ def files(tmp_path_factory) -> dict[str, str]:
     """Pictures, clips and other files to upload, good and bad."""
     folder = tmp_path_factory.mktemp("uploads")
     scene = make_shapes(1, seed=SCENE_SEED, max_shapes=3)
-    paths = {}
+    paths = bad_pictures(folder)
     paths["scene"] = str(folder / "scene.png")
     Image.fromarray(scene.images[0]).resize((128, 128), Image.Resampling.NEAREST).save(paths["scene"])
-    paths["tiny"] = str(folder / "tiny.png")
-    Image.new("RGB", (1, 1), (200, 30, 30)).save(paths["tiny"])
-    paths["huge"] = str(folder / "huge.png")
-    Image.new("1", (10_000, 10_000)).save(paths["huge"])
-    paths["corrupt"] = str(folder / "corrupt.png")
-    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
-    paths["notes"] = str(folder / "notes.txt")
-    (folder / "notes.txt").write_text("a red circle")
     paths["big"] = str(folder / "big.png")
     (folder / "big.png").write_bytes(np.random.default_rng(0).bytes(11 * 1024 * 1024))
     paths["badwav"] = str(folder / "bad.wav")
@@ -78,14 +63,7 @@ def files(tmp_path_factory) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def client(models) -> Iterator[Client]:
     """One server for the whole module (launched by the app's own ``launch``, with its upload limit)."""
-    from mmbook.demos import launch_local
-
-    demo = build_assistant_app(models)
-    url = launch_local(demo)
-    connection = Client(url, verbose=False)
-    yield connection
-    connection.close()
-    demo.close()
+    yield from module_client(build_assistant_app(models))
 
 
 def truth(seed: int = SCENE_SEED) -> str:

@@ -10,7 +10,8 @@ from mmbook.apps import APPS, build_fusion_app
 from mmbook.apps.fusion import HEADERS, ask, cell_heat, named_cell
 from mmbook.data import make_shapes
 from mmbook.experiments.fusion_bench import FUSION_DEMO, color_at_task, fusion_models
-from mmbook.fusion import METHODS, predict
+from mmbook.fusion import METHODS
+from mmbook.fusion_classifier import predict
 from mmbook.viz import heat_overlay
 from PIL import Image
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
+from helpers import bad_pictures, module_client
 from mmbook import chat, random_checkpoints
 from mmbook.apps.vlm_chat import build_vlm_chat_app
 from mmbook.data import make_shapes
@@ -31,31 +32,19 @@ def files(tmp_path_factory) -> dict[str, str]:
     """Pictures and other files to upload, good and bad."""
     folder = tmp_path_factory.mktemp("uploads")
     scene = make_shapes(1, seed=chat.EXAMPLE_SEED, max_shapes=3, split="train").images[0]
-    paths = {name: str(folder / f"{name}.png") for name in ("scene", "grey", "rgba", "large", "tiny", "huge")}
+    paths = bad_pictures(folder)
+    paths |= {name: str(folder / f"{name}.png") for name in ("scene", "grey", "rgba", "large")}
     Image.fromarray(scene).save(paths["scene"])
     Image.fromarray(scene).convert("L").save(paths["grey"])
     Image.fromarray(scene).convert("RGBA").save(paths["rgba"])
     Image.fromarray(scene).resize((2000, 1500)).save(paths["large"])
-    Image.new("RGB", (1, 1), (200, 30, 30)).save(paths["tiny"])
-    Image.new("1", (10_000, 10_000)).save(paths["huge"])
-    paths["corrupt"] = str(folder / "corrupt.png")
-    (folder / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a picture")
-    paths["notes"] = str(folder / "notes.txt")
-    (folder / "notes.txt").write_text("a red circle")
     return paths
 
 
 @pytest.fixture(scope="module")
 def client(small) -> Iterator[Client]:
     """One server for the module, launched with the book's limits."""
-    from mmbook.demos import launch_local
-
-    demo = build_vlm_chat_app(small)
-    url = launch_local(demo)
-    connection = Client(url, verbose=False)
-    yield connection
-    connection.close()
-    demo.close()
+    yield from module_client(build_vlm_chat_app(small))
 
 
 def text(message: dict) -> str:

@@ -1,4 +1,4 @@
-"""mmbook.book: glue outside a build, source display, student editions."""
+"""mmbook.book: glue outside a build, claims, source display, student editions."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from helpers import gated_solution_cells
 from mmbook import book
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,31 @@ def test_glue_turns_numpy_scalars_into_python_numbers() -> None:
     assert type(book.glue("count", np.int64(3))) is int
 
 
+def test_claim_raises_in_the_book_runs(monkeypatch) -> None:
+    monkeypatch.setenv("MMBOOK_STRICT", "1")
+    book.claim(np.float64(0.9) > 0.5, "unused")
+    with pytest.raises(book.ClaimError, match="A beats B") as caught:
+        book.claim(np.bool_(False), "A beats B")
+    assert isinstance(caught.value, AssertionError)
+
+
+def test_claim_warns_a_reader_visibly_and_goes_on(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("MMBOOK_STRICT", raising=False)
+    assert book.claim(True, "unused") is None
+    assert capsys.readouterr().out == ""
+    assert book.claim(0.4 > 0.5, "A beats B.") is None
+    out = capsys.readouterr().out
+    assert out.startswith("Note: this run differs from the book's: A beats B. The text")
+    monkeypatch.setenv("MMBOOK_STRICT", "0")
+    book.claim(False, "A beats B")
+    assert capsys.readouterr().out.startswith("Note: ")
+
+
+def test_the_makefile_makes_claims_strict() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "\nexport MMBOOK_STRICT := 1\n" in makefile
+
+
 def test_show_source_displays_the_package_code(monkeypatch) -> None:
     import IPython.display
 
@@ -31,18 +57,6 @@ def test_show_source_displays_the_package_code(monkeypatch) -> None:
     (markdown,) = shown
     assert markdown.data.startswith("```python\n# from mmbook.book\ndef glue(")
     assert markdown.data.rstrip().endswith("```")
-
-
-def _solution_cells(cells: list) -> set[int]:
-    """Indices of the cells of gated solutions, counted independently of ``student_edition``."""
-    inside, found = False, set()
-    for i, cell in enumerate(cells):
-        inside = inside or (cell.cell_type == "markdown" and cell.source.startswith("::::{solution-start}"))
-        if inside:
-            found.add(i)
-        if cell.cell_type == "markdown" and cell.source.rstrip().endswith("::::{solution-end}\n::::"):
-            inside = False
-    return found
 
 
 def test_student_edition_removes_every_solution(tmp_path) -> None:
@@ -59,7 +73,7 @@ def test_student_edition_removes_every_solution(tmp_path) -> None:
         text = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
         assert "{solution" not in text
         assert text.count(":::{exercise}") == exercises
-        dropped = _solution_cells(original.cells)
+        dropped = gated_solution_cells(original.cells)
         assert len(student.cells) == len(original.cells) - len(dropped)
         code = [c.source for i, c in enumerate(original.cells) if c.cell_type == "code" and i not in dropped]
         assert [c.source for c in student.cells if c.cell_type == "code"] == code

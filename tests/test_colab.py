@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import gated_solution_cells
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
@@ -28,18 +29,6 @@ sys.modules[spec.name] = colab  # dataclasses look their module up there
 spec.loader.exec_module(colab)
 
 
-def _gated_cells(cells: list) -> set[int]:
-    """Indices of the cells of gated solutions (solution-start through solution-end), code included."""
-    inside, found = False, set()
-    for i, cell in enumerate(cells):
-        inside = inside or (cell.cell_type == "markdown" and cell.source.startswith("::::{solution-start}"))
-        if inside:
-            found.add(i)
-        if cell.cell_type == "markdown" and cell.source.rstrip().endswith("::::{solution-end}\n::::"):
-            inside = False
-    return found
-
-
 def _masked(nb: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
     return [(c.cell_type, c.get("id", ""), colab.mask(c.source)) for c in nb.cells]
 
@@ -47,7 +36,7 @@ def _masked(nb: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
 def test_both_editions_are_plain_notebooks_with_the_chapters_code(chapter: Path) -> None:
     original = nbformat.read(chapter, as_version=4)
-    gated = _gated_cells(original.cells)
+    gated = gated_solution_cells(original.cells)
     for edition, folder in EDITIONS.items():
         path = folder / chapter.name
         assert path.exists(), f"{path.relative_to(ROOT)} is missing: {REGENERATE}"
@@ -67,7 +56,7 @@ def test_both_editions_are_plain_notebooks_with_the_chapters_code(chapter: Path)
         solutions = sum(c.source.startswith("::::{solution-start}") for c in original.cells)
         assert len(starters) == (solutions if edition == "student" else 0)
         text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-        assert f"blob/{colab.BRANCH}/colab/{'student/' if edition == 'student' else ''}{chapter.name})" in text
+        assert f"blob/{colab.RELEASE}/colab/{'student/' if edition == 'student' else ''}{chapter.name})" in text
         assert ("Solution to Exercise" in text) == (edition == "colab")
 
 

@@ -39,7 +39,7 @@ from mmbook.data import (
     tokenizer,
     words,
 )
-from mmbook.data.shapes import TONE_HZ
+from mmbook.data.world import TONE_HZ
 
 SYNONYMS = {"disk": "circle", "box": "square", "rhombus": "diamond", "plus": "cross", "violet": "purple",
             "little": "small", "tiny": "small", "big": "large"}  # fmt: skip

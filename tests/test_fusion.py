@@ -24,14 +24,11 @@ from mmbook.fusion import (
     ConcatFusion,
     CrossAttentionFusion,
     FiLMFusion,
-    FusionClassifier,
     GatedFusion,
     LowRankFusion,
     TensorFusion,
-    drop_modalities,
-    predict,
-    train_fusion,
 )
+from mmbook.fusion_classifier import FusionClassifier, drop_modalities, predict, train_fusion
 
 DIMS = [5, 3, 4]
 

@@ -1,8 +1,8 @@
 """The built HTML book, opened from file:// in headless Chromium with the network switched off.
 
 Run after `jupyter-book build .` (make test does). Each page must show typeset math, no broken image,
-no iframe pointing at a local server, rendered widgets where the page saved widget state, and a Colab
-link on every chapter page.
+no iframe pointing at a local server, rendered widgets where the page saved widget state, and Colab
+links (badge and launch button) to the chapter's Colab edition on every chapter page.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from mmbook.demos import CHROMIUM_FLAGS, chromium_path
 
 ROOT = Path(__file__).resolve().parent.parent
+RELEASE = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["release"]
 HTML = ROOT / "_build" / "html"
 PAGES = sorted(p for p in HTML.rglob("*.html") if p.parent.name in {"chapters", "book"})
 CHAPTER_PAGES = [p for p in PAGES if p.parent.name == "chapters"]
@@ -73,9 +75,14 @@ def test_page_renders_offline(browser, path: Path) -> None:
 def test_chapter_has_badges(browser, path: Path) -> None:
     context, page, _ = load(browser, path)
     try:
+        # the badge and the theme's launch button both open the Colab edition (colab/), never chapters/
+        edition = f"/blob/{RELEASE}/colab/{path.stem}.ipynb"
         colab = page.locator('a.mmbook-colab[href^="https://colab.research.google.com/github/"]')
         assert colab.count() == 1
-        assert colab.get_attribute("href").endswith(f"chapters/{path.stem}.ipynb")
+        assert colab.get_attribute("href").endswith(edition)
+        launch = page.locator('.dropdown-launch-buttons a[href^="https://colab.research.google.com/"]')
+        assert launch.count() == 1, "no Colab launch button"
+        assert launch.get_attribute("href") == colab.get_attribute("href")
         assert page.locator(".mmbook-runtime").count() == 1, "no run-time badge: run make bench"
     finally:
         context.close()

@@ -172,3 +172,19 @@ def test_the_vlm_pipeline_runs_through_the_policy(simulated_smolvlm) -> None:
                                              {"type": "text", "text": "describe the picture."}]}]  # fmt: skip
     out = answer(text=messages, max_new_tokens=4, do_sample=False, return_full_text=False)
     assert isinstance(out[0]["generated_text"], str)
+
+
+def test_an_unreachable_hub_gets_a_clear_message(monkeypatch) -> None:
+    """Online, a model that cannot be fetched in the middle of a chapter says what to do, not a traceback."""
+    monkeypatch.delenv("MMBOOK_SIMULATE_HUB", raising=False)
+
+    class Unreachable:
+        @classmethod
+        def from_pretrained(cls, source, **kwargs):
+            raise OSError(f"We couldn't connect to 'https://huggingface.co' to load the files of {source}.")
+
+    with pytest.raises(RuntimeError, match=r"could not be loaded from the Hugging Face Hub .*MMBOOK_OFFLINE=1"):
+        hub.from_pretrained(Unreachable, "gpt2", offline=False)
+    with pytest.raises(ZeroDivisionError):  # other errors are the caller's to see
+        with hub._loading(hub.resolve("gpt2", offline=False, verbose=False)):
+            raise ZeroDivisionError

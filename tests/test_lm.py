@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmbook import lm
 from mmbook.data import instruct, make_shapes
-from mmbook.data.shapes import COMBINATIONS
+from mmbook.data.world import COMBINATIONS
 from mmbook.vlm_train import text_corpus
 
 

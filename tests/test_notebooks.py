@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -17,19 +19,11 @@ CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text(encoding="utf-8"))
 REPO_URL = CONFIG["repository"]["url"]
 
-SETUP_CELL = f'''# Setup: install the companion package where it is missing (Colab),
-# then seed and pick the device.
-import importlib.util
-import subprocess
-import sys
-
-if importlib.util.find_spec("mmbook") is None:
-    REPO = "{REPO_URL}"
-    package = f"mmbook @ git+{{REPO}}#subdirectory=code"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", package], check=True)
-import mmbook
-
-DEVICE = mmbook.env.setup(seed=0)'''
+_spec = importlib.util.spec_from_file_location("setup_cell", ROOT / "scripts" / "setup_cell.py")
+setup_cell = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(setup_cell)
+#: The first code cell of every chapter, written from _config.yml by scripts/setup_cell.py.
+SETUP_CELL = setup_cell.SETUP_CELL
 
 
 def toc_files() -> list[str]:
@@ -64,11 +58,45 @@ def test_title_then_setup_cell(path: Path) -> None:
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
     first_code = next(cell for cell in nb.cells if cell.cell_type == "code")
-    assert first_code.source == SETUP_CELL, "the setup cell differs from the book's setup cell"
+    assert first_code.source == SETUP_CELL, (
+        "the setup cell differs from the one _config.yml asks for: run `python scripts/setup_cell.py`"
+    )
 
 
-def test_setup_cell_names_the_configured_repository() -> None:
-    assert REPO_URL.startswith("https://github.com/") and REPO_URL in SETUP_CELL
+def test_setup_cell_installs_the_configured_release() -> None:
+    """The repository and tag of _config.yml, with the failure check after %pip (which never raises)."""
+    release = CONFIG["repository"]["release"]
+    assert REPO_URL.startswith("https://github.com/") and f'REPO = "{REPO_URL}"' in SETUP_CELL
+    assert f'RELEASE = "{release}"' in SETUP_CELL
+    install = SETUP_CELL.index("%pip install")
+    assert SETUP_CELL.index("importlib.invalidate_caches()") > install
+    assert SETUP_CELL.index("raise ModuleNotFoundError") > install
+    assert "constraints" not in SETUP_CELL, "Colab keeps its own versions: no constraints file there"
+
+
+def test_setup_cell_explains_a_failed_install() -> None:
+    """%pip never raises: when the package is still missing after it, the cell says what to check. Run in
+    an IPython shell of its own process (a shell replaces sys.modules["__main__"] and the display hook)."""
+    script = (
+        "import json, sys\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "from traitlets.config import Config\n"
+        "config = Config()\n"
+        "config.HistoryManager.hist_file = ':memory:'\n"
+        "shell = InteractiveShell.instance(config=config)\n"
+        "calls = []\n"
+        "shell.register_magic_function(calls.append, magic_kind='line', magic_name='pip')\n"
+        "result = shell.run_cell(sys.stdin.read())\n"
+        "error = result.error_in_exec\n"
+        "print(json.dumps([calls, type(error).__name__, str(error)]))\n"
+    )
+    cell = SETUP_CELL.replace('"mmbook"', '"mmbook_missing"')  # the fake %pip above installs nothing
+    out = subprocess.run([sys.executable, "-c", script], input=cell, capture_output=True, text=True)
+    calls, error, message = json.loads(out.stdout.strip().splitlines()[-1])
+    release = CONFIG["repository"]["release"]
+    assert calls == [f'install -q "mmbook @ git+{REPO_URL}@{release}#subdirectory=code"']
+    assert error == "ModuleNotFoundError"
+    assert release in message and REPO_URL in message and "internet" in message and "README" in message
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

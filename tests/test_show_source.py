@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 from mmbook.book import CHAPTER_CODE
 
 CHAPTERS = Path(__file__).resolve().parent.parent / "chapters"
@@ -40,7 +41,7 @@ def shown_names(path: Path) -> set[str]:
     for cell in nbformat.read(path, as_version=4).cells:
         if cell.cell_type != "code":
             continue
-        tree = ast.parse(cell.source)
+        tree = ast.parse(TransformerManager().transform_cell(cell.source))  # IPython syntax: %pip
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 imported.update({a.asname or a.name: f"{node.module}.{a.name}" for a in node.names})

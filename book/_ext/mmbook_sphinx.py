@@ -3,16 +3,23 @@
 * Offline assets: when ``_vendor/`` holds MathJax 3, require.js and the ipywidgets HTML manager (copied
   from ``node_modules`` by ``scripts/vendor_assets.py``), the HTML pages load them from ``_static/`` and
   need no network. Without them the public CDNs stay in place and a warning is printed by the Makefile.
-* Badges: every chapter page gets, under its title, an "Open in Colab" link built from the repository
-  URL in ``_config.yml`` and its measured run time from ``book/runtimes.json`` (written by ``make bench``).
+* Badges: every chapter page gets, under its title, an "Open in Colab" link and its measured run time
+  from ``book/runtimes.json`` (written by ``make bench``).
+* Colab: the badge and the theme's Colab launch button open the chapter's Colab edition,
+  ``colab/<chapter>.ipynb`` (plain Markdown, written by ``scripts/colab_edition.py``), at the book's
+  release tag, from the repository URL and tag in ``_config.yml`` (the tag the setup cell installs).
+  ``{colab-editions}`` tables both editions of every chapter (the teachers' page).
 """
 
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 
+import yaml
 from docutils import nodes
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
@@ -20,6 +27,7 @@ from sphinx.util.docutils import SphinxDirective
 logger = logging.getLogger(__name__)
 
 VENDOR = "_vendor"
+COLAB = "https://colab.research.google.com/github/"
 MATHJAX = "mathjax/tex-chtml.js"
 REQUIRE = "requirejs/require.js"
 WIDGETS = "html-manager/embed-amd.js"
@@ -38,15 +46,44 @@ def _use_vendored_assets(app: Sphinx, config) -> None:
     config.nb_ipywidgets_js = {REQUIRE: {}, WIDGETS: {"data-jupyter-widgets-cdn": ""}}
 
 
-def _colab_url(app: Sphinx, pagename: str) -> str | None:
-    opts = app.config.html_theme_options or {}
-    repo = str(opts.get("repository_url", "")).rstrip("/")
-    if not repo.startswith("https://github.com/"):
+@cache
+def _repository(confdir: str) -> dict:
+    config = yaml.safe_load((Path(confdir) / "_config.yml").read_text(encoding="utf-8"))
+    return config.get("repository", {})
+
+
+def edition_file(confdir: str, chapter: str, student: bool = False) -> str | None:
+    """The GitHub path ``<owner>/<name>/blob/<release>/colab/[student/]<chapter>.ipynb`` of a chapter's Colab
+    (or student) edition; ``None`` without a GitHub repository and a release tag in ``_config.yml``."""
+    repository = _repository(confdir)
+    repo = str(repository.get("url", "")).rstrip("/")
+    release = repository.get("release")
+    if not repo.startswith("https://github.com/") or not release:
         return None
-    branch = opts.get("repository_branch", "main")
-    prefix = str(opts.get("path_to_docs", "")).strip("/")
-    path = f"{prefix}/{pagename}.ipynb" if prefix else f"{pagename}.ipynb"
-    return f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/{branch}/{path}"
+    folder = "colab/student" if student else "colab"
+    return f"{repo.removeprefix('https://github.com/')}/blob/{release}/{folder}/{chapter}.ipynb"
+
+
+def _colab_url(app: Sphinx, pagename: str) -> str | None:
+    """Colab's address of the Colab edition of the chapter page ``pagename`` (``chapters/NN_x`` ->
+    ``colab/NN_x.ipynb``) at the release tag; ``None`` for other pages."""
+    if not pagename.startswith("chapters/"):
+        return None
+    path = edition_file(str(app.confdir), pagename.removeprefix("chapters/"))
+    return None if path is None else f"{COLAB}{path}"
+
+
+def _colab_launch_button(app: Sphinx, pagename: str, templatename: str, context: dict, doctree) -> None:
+    """Point sphinx-book-theme's Colab launch button (built from the page's own path, ``chapters/``) at the
+    Colab edition; runs after the theme's ``add_launch_buttons`` (priority 501)."""
+    url = _colab_url(app, pagename)
+    if url is None:
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "launch-buttons":
+            for button in group["buttons"]:
+                if button.get("text") == "Colab":
+                    button["url"] = url
 
 
 def _runtimes(app: Sphinx) -> dict:
@@ -127,11 +164,51 @@ class RuntimesTable(SphinxDirective):
         return [table, caption]
 
 
+class ColabEditionsTable(SphinxDirective):
+    """``{colab-editions}``: every chapter with its Colab and student editions, opened in Colab or on GitHub."""
+
+    def _links(self, chapter: str, student: bool) -> nodes.paragraph:
+        path = edition_file(str(self.env.app.confdir), chapter, student)
+        if path is None:
+            raise self.error("_config.yml needs repository.url on GitHub and repository.release")
+        cell = nodes.paragraph()
+        cell += nodes.reference("", "Open in Colab", refuri=f"{COLAB}{path}")
+        cell += nodes.Text(" · ")
+        cell += nodes.reference("", "GitHub", refuri=f"https://github.com/{path}")
+        return cell
+
+    def run(self) -> list[nodes.Node]:
+        self.env.note_dependency(str(Path(self.env.app.confdir) / "_config.yml"))
+        chapters = sorted(name for name in self.env.found_docs if name.startswith("chapters/"))
+        table = nodes.table()
+        group = nodes.tgroup(cols=3)
+        table += group
+        group.extend(nodes.colspec(colwidth=width) for width in (3, 2, 2))
+        head, body = nodes.thead(), nodes.tbody()
+        group += [head, body]
+        row = nodes.row()
+        for title in ("Chapter", "Colab edition (with solutions)", "Student edition"):
+            row += nodes.entry("", nodes.paragraph(text=title))
+        head += row
+        for docname in chapters:
+            ref = addnodes.pending_xref("", refdomain="std", reftype="doc", reftarget=f"/{docname}",
+                                        refexplicit=False, refwarn=True, refdoc=self.env.docname)
+            ref += nodes.inline(text=docname)
+            row = nodes.row()
+            row += nodes.entry("", nodes.paragraph("", "", ref))
+            for student in (False, True):
+                row += nodes.entry("", self._links(docname.removeprefix("chapters/"), student))
+            body += row
+        return [table]
+
+
 def setup(app: Sphinx) -> dict:
     app.add_directive("runtimes-table", RuntimesTable)
+    app.add_directive("colab-editions", ColabEditionsTable)
     app.connect("config-inited", _use_vendored_assets, priority=100)
     app.connect("env-get-outdated", _outdated_by_runtimes)
     app.connect("html-page-context", _add_badges)
+    app.connect("html-page-context", _colab_launch_button, priority=600)
     app.connect("build-finished", _write_css)
     app.add_css_file("mmbook.css")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

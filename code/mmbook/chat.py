@@ -92,7 +92,8 @@ def load_chat_model(
         )
     else:
         where, online = entry.hub_id, True
-        note = f"Online: {entry.hub_id} from the Hugging Face Hub, on {device}."
+        origin = "a SIMULATED checkpoint (random weights)" if env.is_simulated_hub() else "the Hugging Face Hub"
+        note = f"Online: {entry.hub_id} from {origin}, on {device}."
     return ChatModel(model, processor, where, online, note, word_vocabulary(processor.tokenizer))
 
 

@@ -49,12 +49,24 @@ def _hub_unreachable(host: str = "huggingface.co", timeout: float = 2.0) -> bool
         return True
 
 
+#: Set to 1 to run the online code paths on a simulated hub (:mod:`mmbook.simulated_hub`), with no network.
+SIMULATE_HUB = "MMBOOK_SIMULATE_HUB"
+
+
+def is_simulated_hub() -> bool:
+    """True when ``MMBOOK_SIMULATE_HUB=1``: online code paths run on small random checkpoints (Chapter 1)."""
+    return _truthy(os.environ.get(SIMULATE_HUB))
+
+
 def is_offline() -> bool:
     """True when the Hugging Face Hub cannot or must not be used (Chapter 1).
 
-    ``HF_HUB_OFFLINE=1`` or ``MMBOOK_OFFLINE=1`` decide without touching the network; otherwise one TCP
-    connection to the hub is tried (once per process).
+    ``MMBOOK_SIMULATE_HUB=1`` comes first: then the answer is ``False`` (the hub is simulated, see
+    :mod:`mmbook.simulated_hub`). Otherwise ``HF_HUB_OFFLINE=1`` or ``MMBOOK_OFFLINE=1`` decide without
+    touching the network; failing those, one TCP connection to the hub is tried (once per process).
     """
+    if is_simulated_hub():
+        return False
     if _truthy(os.environ.get("HF_HUB_OFFLINE")) or _truthy(os.environ.get("MMBOOK_OFFLINE")):
         return True
     return _hub_unreachable()
@@ -143,5 +155,7 @@ def setup(seed: int = 0) -> str:
     dev = device()
     where = "Colab" if is_colab() else "local"
     hub = "offline (the book's own models)" if is_offline() else "online (hub models)"
+    if is_simulated_hub():
+        hub = "online, SIMULATED (hub classes with random weights, no network)"
     print(f"mmbook {__import__('mmbook').__version__} | {where} | device={dev} | hub: {hub} | seed={seed}")
     return dev

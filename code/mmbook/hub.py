@@ -8,6 +8,10 @@ saved with ``save_pretrained`` (see :mod:`mmbook.zoo`, :mod:`mmbook.tiny_vilt`, 
 what the book shows instead. Every call prints which path ran, so a reader never mistakes a
 stand-in for the real model.
 
+With ``MMBOOK_SIMULATE_HUB=1`` the online path runs with no network: every hub id resolves to a small
+checkpoint of the same classes with random weights (:mod:`mmbook.simulated_hub`), and each resolve says so.
+Models are placed on :func:`mmbook.env.device` (a GPU when there is one).
+
 No revision is pinned: the hub's commit hashes could not be looked up while this catalogue was written
 (without network), and a hash typed from memory would be worse than none. Pin one yourself with
 ``HubModel.revision`` (``dataclasses.replace``) once you have checked it on the hub.
@@ -18,12 +22,14 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.util
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmbook.env import is_offline
+from mmbook.env import device as best_device
+from mmbook.env import is_offline, is_simulated_hub
 
 #: Bytes per parameter of float32 weights: the approximate download is 4 bytes times the parameter count.
 FLOAT32_BYTES = 4
@@ -62,15 +68,18 @@ class HubModel:
 
 @dataclass(frozen=True)
 class Resolved:
-    """Where a model is loaded from: a hub id (online) or a local folder (offline or given)."""
+    """Where a model is loaded from: a hub id (online), a local folder (offline or given), or the folder of
+    a simulated checkpoint (online with ``MMBOOK_SIMULATE_HUB=1``: ``simulated``)."""
 
     model: HubModel
     source: str
     online: bool
+    simulated: bool = False
 
     @property
     def kwargs(self) -> dict[str, Any]:
-        return {"revision": self.model.revision} if self.online and self.model.revision else {}
+        real = self.online and not self.simulated
+        return {"revision": self.model.revision} if real and self.model.revision else {}
 
 
 def _tiny_gpt2() -> Path:
@@ -237,6 +246,8 @@ def unavailable_reason(name: str, *, offline: bool | None = None) -> str | None:
     missing = []
     if offline and model.standin is None:
         missing.append("the Hugging Face Hub (this session is offline)")
+    if not offline and is_simulated_hub() and model.name not in _simulated().BUILDERS:
+        missing.append("the real Hugging Face Hub (MMBOOK_SIMULATE_HUB=1 simulates it, without this model)")
     if importlib.util.find_spec(model.library) is None:
         missing.append(f"the package {model.library!r} (not installed: pip install {model.library})")
     if model.needs_gpu and not cuda_available():
@@ -246,11 +257,33 @@ def unavailable_reason(name: str, *, offline: bool | None = None) -> str | None:
     return f"{model.hub_id} ({model.task}) needs " + ", ".join(missing) + f". Offline: {model.standin_note}."
 
 
+def online_label() -> str:
+    """How notes name the online path: ``"online"``, or ``"online, SIMULATED (random weights)"`` with
+    ``MMBOOK_SIMULATE_HUB=1`` (Chapters 8 and 10)."""
+    return "online, SIMULATED (random weights)" if is_simulated_hub() else "online"
+
+
+def _simulated() -> Any:
+    from mmbook import simulated_hub
+
+    return simulated_hub
+
+
 def resolve(name: str, *, offline: bool | None = None, verbose: bool = True) -> Resolved:
-    """Decide where ``name`` loads from and say so (Chapter 1)."""
+    """Decide where ``name`` loads from and say so (Chapter 1).
+
+    Online with ``MMBOOK_SIMULATE_HUB=1``, the source is the simulated checkpoint's folder (built on first
+    use), and the printed line says that its weights are random.
+    """
     model = lookup(name)
     offline = is_offline() if offline is None else offline
-    if not offline:
+    if not offline and is_simulated_hub():
+        folder = _simulated().checkpoint(model.name, model.hub_id)
+        resolved = Resolved(model, str(folder), online=True, simulated=True)
+        classes = " + ".join(c for c in (model.classes or ()) if c)
+        message = (f"online, SIMULATED: {model.hub_id} replaced by a small checkpoint of its classes ({classes}) "
+                   f"with RANDOM weights at {folder}; it runs the online code, its outputs are noise")
+    elif not offline:
         resolved = Resolved(model, model.hub_id, online=True)
         message = f"online: {model.hub_id} from the Hugging Face Hub"
     elif model.standin is None:
@@ -266,21 +299,60 @@ def resolve(name: str, *, offline: bool | None = None, verbose: bool = True) -> 
     return resolved
 
 
-def from_pretrained(cls: Any, name: str, *, offline: bool | None = None, **kwargs: Any) -> Any:
-    """``cls.from_pretrained`` on the hub id online or on the stand-in folder offline (Chapter 1)."""
+def _network_error(error: BaseException) -> bool:
+    """Whether ``error`` says the hub could not be reached (no connection, a timeout, an HTTP failure)."""
+    names = {"ConnectError", "ConnectionError", "TimeoutException", "Timeout", "HTTPError", "NetworkError"}
+    return isinstance(error, OSError) or any(c.__name__ in names for c in type(error).__mro__)
+
+
+@contextmanager
+def _loading(where: Resolved) -> Iterator[None]:
+    """Turn a failure to load into a message that says what to do: a simulated checkpoint that cannot be
+    loaded, or the real hub unreachable in the middle of a chapter (Chapter 8)."""
+    try:
+        yield
+    except Exception as error:
+        if where.simulated and isinstance(error, (OSError, ValueError, KeyError)):
+            raise RuntimeError(
+                f"The simulated checkpoint of {where.model.hub_id!r} at {where.source} cannot be loaded "
+                f"({type(error).__name__}: {str(error)[:300]}). Delete that folder to have it built again."
+            ) from error
+        if where.online and not where.simulated and _network_error(error):
+            raise RuntimeError(
+                f"{where.model.hub_id!r} could not be loaded from the Hugging Face Hub ({type(error).__name__}: "
+                f"{str(error)[:300]}). Check the network connection and run the cell again, or run the chapter "
+                f"offline (MMBOOK_OFFLINE=1) with the book's stand-in: {where.model.standin_note}."
+            ) from error
+        raise
+
+
+def from_pretrained(cls: Any, name: str, *, offline: bool | None = None, device: str | None = None,
+                    **kwargs: Any) -> Any:
+    """``cls.from_pretrained`` on the hub id online or on the stand-in folder offline; a model (a torch
+    module) is placed on ``device`` (default :func:`mmbook.env.device`) (Chapter 1)."""
+    import torch
+
     where = resolve(name, offline=offline)
-    return cls.from_pretrained(where.source, **where.kwargs, **kwargs)
+    with _loading(where):
+        loaded = cls.from_pretrained(where.source, **where.kwargs, **kwargs)
+    if isinstance(loaded, torch.nn.Module):
+        loaded = loaded.to(best_device() if device is None else device)
+    return loaded
 
 
 def pipeline(task: str, name: str, *, offline: bool | None = None, **kwargs: Any) -> Any:
-    """``transformers.pipeline(task, model=...)`` through the loading policy (Chapter 1)."""
+    """``transformers.pipeline(task, model=...)`` through the loading policy, on :func:`mmbook.env.device`
+    unless ``device`` or ``device_map`` is given (Chapter 1)."""
     from transformers import pipeline as hf_pipeline
 
     model = lookup(name)
     if task != model.task:
         raise ValueError(f"{model.hub_id!r} is catalogued for the task {model.task!r}, not {task!r}.")
     where = resolve(name, offline=offline)
-    return hf_pipeline(task, model=where.source, **where.kwargs, **kwargs)
+    if "device_map" not in kwargs:
+        kwargs.setdefault("device", best_device())
+    with _loading(where):
+        return hf_pipeline(task, model=where.source, **where.kwargs, **kwargs)
 
 
 def load(
@@ -293,11 +365,12 @@ def load(
 ) -> tuple[Any, Any]:
     """``(model, processor)`` of a catalogue entry through its own classes, in eval mode (Chapter 8).
 
-    Online the classes load the hub id, offline the stand-in's folder; ``source`` loads another local
-    folder saved in the same format (the tests use small randomly initialised models this way) and says
-    so. ``dtype`` (e.g. ``torch.float16``) and ``device`` are applied to the model. Entries without a
-    stand-in raise ``RuntimeError`` offline, with the reason; Stable Diffusion goes through
-    :func:`load_diffusion` instead.
+    Online the classes load the hub id (a simulated checkpoint with ``MMBOOK_SIMULATE_HUB=1``), offline
+    the stand-in's folder; ``source`` loads another local folder saved in the same format (the tests use
+    small randomly initialised models this way) and says so. ``dtype`` (e.g. ``torch.float16``) is applied
+    to the model, which goes to ``device`` (default :func:`mmbook.env.device`: a GPU when there is one).
+    Entries without a stand-in raise ``RuntimeError`` offline, with the reason; Stable Diffusion goes
+    through :func:`load_diffusion` instead.
     """
     model = lookup(name)
     if model.library != "transformers" or model.classes is None:
@@ -309,11 +382,11 @@ def load(
         where = resolve(name, offline=offline)
     transformers = importlib.import_module("transformers")
     model_cls, processor_cls = (getattr(transformers, c) for c in model.classes)
-    processor = processor_cls.from_pretrained(where.source, **where.kwargs)
     options = {"dtype": dtype} if dtype is not None else {}
-    network = model_cls.from_pretrained(where.source, **where.kwargs, **options)
-    if device is not None:
-        network = network.to(device)
+    with _loading(where):
+        processor = processor_cls.from_pretrained(where.source, **where.kwargs)
+        network = model_cls.from_pretrained(where.source, **where.kwargs, **options)
+    network = network.to(best_device() if device is None else device)
     return network.eval(), processor
 
 
@@ -332,6 +405,22 @@ def load_diffusion(name: str = "stable-diffusion", *, offline: bool | None = Non
     print(f"[mmbook.hub] online: {model.hub_id} from the Hugging Face Hub (diffusers, float16, cuda)")
     options = {"revision": model.revision} if model.revision else {}
     return pipeline_cls.from_pretrained(model.hub_id, torch_dtype=torch.float16, **options).to("cuda")
+
+
+def photographs() -> dict[str, Any]:
+    """Three photographs for the online cells (Chapters 6 and 8): scikit-image's astronaut, coffee and cat
+    as uint8 arrays. Without scikit-image, a message, and three shapes-world scenes (256 pixels) in their
+    place, so the online code still runs."""
+    if importlib.util.find_spec("skimage") is None:
+        from mmbook.data import make_shapes
+        from mmbook.viz import upscale_nearest
+
+        print("[mmbook.hub] scikit-image is not installed (pip install scikit-image), so there are no "
+              "photographs: the online cells use three shapes-world scenes instead")
+        return {f"scene {i + 1}": upscale_nearest(image, 256) for i, image in enumerate(make_shapes(3, seed=40).images)}
+    from skimage import data as sample_images
+
+    return {"astronaut": sample_images.astronaut(), "coffee": sample_images.coffee(), "cat": sample_images.chelsea()}
 
 
 def catalogue_rows(offline: bool | None = None) -> list[list[Any]]:

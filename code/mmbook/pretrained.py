@@ -99,17 +99,18 @@ def load_models(offline: bool | None = None, *, lazy: bool = True) -> Pretrained
         models.vqa_accuracy, models.vqa_blind = record["accuracy"], record["blind"]
     else:
         draw_reason = hub.unavailable_reason("stable-diffusion", offline=False)
+        online = hub.online_label()
         models = PretrainedModels(
             online=True,
-            classify=Task("online: openai/clip-vit-base-patch32",
+            classify=Task(f"{online}: openai/clip-vit-base-patch32",
                           lambda: hub.pipeline("zero-shot-image-classification", "clip", offline=False)),
-            caption=Task("online: Salesforce/blip-image-captioning-base", lambda: hub.load("blip", offline=False)),
-            answer=Task("online: dandelin/vilt-b32-finetuned-vqa", lambda: hub.load("vilt", offline=False)),
-            transcribe=Task("online: openai/whisper-tiny",
+            caption=Task(f"{online}: Salesforce/blip-image-captioning-base", lambda: hub.load("blip", offline=False)),
+            answer=Task(f"{online}: dandelin/vilt-b32-finetuned-vqa", lambda: hub.load("vilt", offline=False)),
+            transcribe=Task(f"{online}: openai/whisper-tiny",
                             lambda: hub.pipeline("automatic-speech-recognition", "whisper", offline=False)),
-            complete=Task("online: openai-community/gpt2",
+            complete=Task(f"{online}: openai-community/gpt2",
                           lambda: hub.pipeline("text-generation", "gpt2", offline=False)),
-            draw=Task("online: stable-diffusion-v1-5/stable-diffusion-v1-5 (diffusers, float16, GPU)",
+            draw=Task(f"{online}: stable-diffusion-v1-5/stable-diffusion-v1-5 (diffusers, float16, GPU)",
                       lambda: hub.load_diffusion(offline=False), unavailable=draw_reason),
             labels=ONLINE_LABELS, template=ONLINE_TEMPLATE,
         )

@@ -1,26 +1,121 @@
-"""Random checkpoints for code-path tests only (Chapters 8 and 11).
+"""Random checkpoints for code-path checks only (Chapters 3, 6, 8, 10 and 11).
 
 Each writes a tiny, randomly initialised checkpoint in the hub format of a real model, so the online code
 paths run in tests with no network: they load and run through exactly the classes and calls of the real
-models. What they generate is noise and is never shown as a result.
+models. What they generate is noise and is never shown as a result. :mod:`mmbook.simulated_hub` serves
+them in place of the hub's checkpoints when ``MMBOOK_SIMULATE_HUB=1``.
 
+- :func:`save_random_gpt2`: ``GPT2LMHeadModel`` with a byte-level BPE tokenizer (Chapters 1, 8, 9).
+- :func:`save_random_clip`: ``CLIPModel`` with a ``CLIPProcessor`` and a real ``CLIPTokenizer`` (Chapters 3, 6).
+- :func:`save_random_vilt`: ``ViltForQuestionAnswering`` with a ``ViltProcessor`` and an answer list (Chapter 8).
 - :func:`save_random_blip`, :func:`save_random_whisper`: BLIP captioning and Whisper (Chapter 8).
 - :func:`save_random_llava`: the format of the book's tiny VLM (``LlavaForConditionalGeneration`` with the
   book's word-level tokenizer and chat template), made by :func:`mmbook.vlm.to_transformers` (Chapter 11).
 - :func:`save_random_smolvlm`: the format of ``HuggingFaceTB/SmolVLM-256M-Instruct`` (an Idefics3 model: a
   vision tower, a pixel-shuffle connector and a Llama decoder, with an ``Idefics3Processor``), its tokenizer
-  built from the book's one with the Idefics3 special tokens added (Chapter 11).
+  a byte-level BPE learnt offline with the Idefics3 special tokens added (Chapter 11).
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from mmbook import lm, vlm
 from mmbook.tiny_vilt import bert_tokenizer
+
+
+def _byte_level_bpe(seed: int, vocab_size: int) -> Any:
+    """A byte-level BPE (``tokenizers``) trained offline on shapes-world captions: every text encodes."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from mmbook.data import make_shapes
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    bpe.train_from_iterator(make_shapes(200, seed=seed).captions, trainer)
+    return bpe
+
+
+def save_random_gpt2(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised, tiny ``GPT2LMHeadModel`` (2 layers, width 32, GPT-2's 1,024 positions) with a
+    GPT-2 tokenizer (byte-level BPE, ``<|endoftext|>``) built offline, in ``folder``: the format of
+    ``openai-community/gpt2``. What it writes is noise (Chapters 1, 8 and 9)."""
+    import tempfile
+
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2Tokenizer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        vocab, merges = _byte_level_bpe(seed, 400).model.save(tmp)
+        tok = GPT2Tokenizer(vocab=vocab, merges=merges, unk_token="<|endoftext|>", bos_token="<|endoftext|>",
+                            eos_token="<|endoftext|>")  # fmt: skip
+    tok.add_tokens(["<|endoftext|>"], special_tokens=True)
+    end = tok.convert_tokens_to_ids("<|endoftext|>")
+    config = GPT2Config(vocab_size=len(tok), n_positions=1024, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=end, eos_token_id=end)  # fmt: skip
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config)
+    model.generation_config.pad_token_id = end
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return Path(folder)
+
+
+def save_random_clip(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised, tiny ``CLIPModel`` (32-pixel pictures in 8-pixel patches, width 32, 2 layers
+    per tower) with a ``CLIPProcessor`` of the PIL image processor and a real ``CLIPTokenizer`` (CLIP's
+    vocabulary layout, merges learnt offline from shapes-world captions), in ``folder``: the format of
+    ``openai/clip-vit-base-patch32``. Its similarities are noise (Chapters 3 and 6)."""
+    from transformers import CLIPConfig, CLIPImageProcessorPil, CLIPModel, CLIPProcessor
+
+    from mmbook.bpe import clip_style_tokenizer, train_bpe
+    from mmbook.data import make_shapes
+
+    tok = clip_style_tokenizer(train_bpe(make_shapes(300, seed=seed).captions, num_merges=200))
+    start, end = tok.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"])
+    text = {"vocab_size": len(tok), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+            "num_attention_heads": 2, "max_position_embeddings": 77, "bos_token_id": start, "eos_token_id": end,
+            "pad_token_id": end}  # fmt: skip
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}  # fmt: skip
+    torch.manual_seed(seed)
+    model = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16))
+    pixels = CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+    model.save_pretrained(folder)
+    CLIPProcessor(image_processor=pixels, tokenizer=tok).save_pretrained(folder)
+    return Path(folder)
+
+
+#: The answers of the random ViLT: the shapes world's and a few everyday ones (the real checkpoint has 3,129).
+VILT_EXTRA_ANSWERS = ("yes", "no", "white", "black", "person", "flag", "shirt", "suit", "0")
+
+
+def save_random_vilt(folder: Path, seed: int = 0) -> Path:
+    """A randomly initialised, tiny ``ViltForQuestionAnswering`` (width 32, 2 layers, 32-pixel patches) with a
+    ``ViltProcessor`` (ViLT's PIL image processor and a BERT tokenizer of the book's words) and an answer list
+    in ``id2label``, scored by one sigmoid per answer as VQAv2's ViLT is, in ``folder``: the format of
+    ``dandelin/vilt-b32-finetuned-vqa``. Its answers are noise (Chapters 8 and 10)."""
+    from transformers import ViltConfig, ViltForQuestionAnswering, ViltImageProcessorPil, ViltProcessor
+
+    from mmbook.data import ANSWERS
+
+    tok = bert_tokenizer(40)
+    answers = list(dict.fromkeys([*ANSWERS, *VILT_EXTRA_ANSWERS]))
+    config = ViltConfig(
+        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        image_size=64, patch_size=32, max_position_embeddings=40, pad_token_id=tok.pad_token_id,
+        num_labels=len(answers), id2label=dict(enumerate(answers)), label2id={a: i for i, a in enumerate(answers)},
+    )  # fmt: skip
+    torch.manual_seed(seed)
+    model = ViltForQuestionAnswering(config)
+    pixels = ViltImageProcessorPil(size={"shortest_edge": 64}, size_divisor=32)
+    model.save_pretrained(folder)
+    ViltProcessor(image_processor=pixels, tokenizer=tok).save_pretrained(folder)
+    return Path(folder)
 
 
 def save_random_blip(folder: Path, seed: int = 0) -> Path:
@@ -53,8 +148,6 @@ def save_random_whisper(folder: Path, seed: int = 0) -> Path:
     in ``folder``. For tests of the speech-recognition code; what it writes is noise (Chapter 8)."""
     import tempfile
 
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (
         WhisperConfig,
         WhisperFeatureExtractor,
@@ -63,15 +156,8 @@ def save_random_whisper(folder: Path, seed: int = 0) -> Path:
         WhisperTokenizer,
     )
 
-    from mmbook.data import make_shapes
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.train_from_iterator(make_shapes(200, seed=seed).captions,
-                            trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     with tempfile.TemporaryDirectory() as tmp:
-        vocab, merges = bpe.model.save(tmp)
+        vocab, merges = _byte_level_bpe(seed, 300).model.save(tmp)
         tok = WhisperTokenizer(vocab=vocab, merges=merges)
     tok.add_tokens(list(WHISPER_SPECIALS), special_tokens=True)
     end, start, _, _, no_timestamps = tok.convert_tokens_to_ids(list(WHISPER_SPECIALS))
@@ -121,16 +207,20 @@ def save_random_llava(folder: Path, seed: int = 0) -> Path:
 
 def save_random_smolvlm(folder: Path, seed: int = 0) -> Path:
     """A random ``Idefics3ForConditionalGeneration`` (32-pixel pictures in 8-pixel patches, pixel shuffle by
-    2: 4 image tokens; no splitting into tiles) with its ``Idefics3Processor``, saved in ``folder``."""
+    2: 4 image tokens; no splitting into tiles) with its ``Idefics3Processor``, saved in ``folder``. Its
+    tokenizer is a byte-level BPE, as SmolVLM's is, so it spells any question."""
     from transformers import (
         Idefics3Config,
         Idefics3ForConditionalGeneration,
         Idefics3ImageProcessorPil,
         Idefics3Processor,
+        PreTrainedTokenizerFast,
     )
 
-    tok = copy.deepcopy(lm.tokenizer())
-    tok.add_tokens(list(IDEFICS3_TOKENS), special_tokens=True)
+    tok = PreTrainedTokenizerFast(tokenizer_object=_byte_level_bpe(seed, 400), bos_token="<|im_start|>",
+                                  eos_token="<end_of_utterance>", pad_token="<|im_end|>", unk_token="<|im_end|>",
+                                  extra_special_tokens={"image_token": "<image>"})  # fmt: skip
+    tok.add_tokens(["<|im_end|>", "<image>", *IDEFICS3_TOKENS], special_tokens=True)
     pixels = Idefics3ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 32},
                                        max_image_size={"longest_edge": 32})  # fmt: skip
     processor = Idefics3Processor(image_processor=pixels, tokenizer=tok, image_seq_len=4,

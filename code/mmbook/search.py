@@ -46,9 +46,9 @@ class SearchIndex:
 
     @classmethod
     def build(cls, model: Any, processor: Any, images: np.ndarray, captions: list[str]) -> SearchIndex:
-        """Embed every picture of the gallery once."""
-        return cls(model, processor, images, captions,
-                   contrastive.embed_images(model, contrastive.pixels(processor, images)))
+        """Embed every picture of the gallery once, on the model's device."""
+        pixels = contrastive.pixels(processor, images).to(model.device)
+        return cls(model, processor, images, captions, contrastive.embed_images(model, pixels))
 
     @classmethod
     def of_gallery(cls, model: Any, processor: Any) -> SearchIndex:
@@ -74,10 +74,10 @@ class SearchIndex:
         return query
 
     def search(self, query: str, k: int) -> tuple[Tensor, Tensor]:
-        """Cosine similarities and gallery indices of the ``k`` best matches of ``query``."""
+        """Cosine similarities and gallery indices of the ``k`` best matches of ``query`` (on the CPU)."""
         ids, mask = contrastive.tokens(self.processor, [query])
-        text = contrastive.embed_texts(self.model, ids, mask)
-        return (text @ self.embeddings.T)[0].topk(k)
+        text = contrastive.embed_texts(self.model, ids.to(self.model.device), mask.to(self.model.device))
+        return (text @ self.embeddings.T)[0].cpu().topk(k)
 
 
 __all__ = ["GALLERY_SEED", "GALLERY_SIZE", "MAX_RESULTS", "SearchIndex", "unknown_words"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mmbook import zoo
-from mmbook.data.shapes import CLIP_SECONDS, COLORS, SAMPLE_RATE, SHAPE_KINDS, TONE_HZ, WAVEFORMS
+from mmbook.data.world import CLIP_SECONDS, COLORS, SAMPLE_RATE, SHAPE_KINDS, TONE_HZ, WAVEFORMS
 from mmbook.env import training_state
 
 #: How many tone slots a clip has: the tone reader reads clips made with ``make_shapes(max_shapes=3)``.

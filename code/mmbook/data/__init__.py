@@ -12,22 +12,19 @@ from mmbook.data.digits import HINT_GROUPS, Digits, add_noise, hint_candidates, 
 from mmbook.data.digits import VOCABULARY as DIGITS_VOCABULARY
 from mmbook.data.sensors import CHANNEL_NAMES, LABELS, LOG_KINDS, Sensors, make_sensors
 from mmbook.data.sensors import VOCABULARY as SENSORS_VOCABULARY
-from mmbook.data.shapes import (
+from mmbook.data.shapes import POSITION_PHRASES, QUESTION_TYPES, Shapes, make_shapes
+from mmbook.data.shapes import VOCABULARY as SHAPES_VOCABULARY
+from mmbook.data.vocab import PROMPT_TEMPLATES, VOCABULARY, tokenizer
+from mmbook.data.world import (
     ANSWERS,
     COLORS,
     HELDOUT_COMBINATIONS,
     NUMBER_WORDS,
-    POSITION_PHRASES,
     POSITIONS,
-    QUESTION_TYPES,
     SHAPE_KINDS,
     SIZES,
     TRAIN_COMBINATIONS,
-    Shapes,
-    make_shapes,
 )
-from mmbook.data.shapes import VOCABULARY as SHAPES_VOCABULARY
-from mmbook.data.vocab import PROMPT_TEMPLATES, VOCABULARY, tokenizer
 from mmbook.data.wrappers import DigitsDataset, ShapesDataset, collate
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mmbook.data._text import template_words
-from mmbook.data.shapes import NUMBER_WORDS
+from mmbook.data.world import NUMBER_WORDS
 
 #: The digits each (parity, magnitude) hint leaves possible; "small" means below five.
 HINT_GROUPS: dict[tuple[str, str], frozenset[int]] = {

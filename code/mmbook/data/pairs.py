@@ -24,16 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmbook.contrastive import scene_key
-from mmbook.data.shapes import (
-    COLORS,
-    COMBINATIONS,
-    POSITIONS,
-    SHAPE_KINDS,
-    TRAIN_COMBINATIONS,
-    caption_for,
-    make_shapes,
-)
+from mmbook.data.shapes import caption_for, make_shapes
 from mmbook.data.vocab import tokenizer
+from mmbook.data.world import COLORS, COMBINATIONS, POSITIONS, SHAPE_KINDS, TRAIN_COMBINATIONS
 
 #: The pictures are upsampled from 32 to 48 pixels and cut into 16-pixel patches, one per grid cell,
 #: exactly as the tiny CLIP of Chapter 6 sees them.

@@ -3,67 +3,43 @@
 Each sample is one picture with one to nine shapes (at most one per grid cell), a caption, five questions
 with one-word answers, a short sound that plays one tone per shape, and the ground-truth attributes. The
 same scene in four modalities makes alignment, fusion and compositional generalisation measurable.
+The world's attributes (shapes, colours, grid cells, answers, sound constants) are in
+:mod:`mmbook.data.world`; :mod:`mmbook.data.render` draws the pictures and plays the tones. This module
+writes the captions and questions and puts the scenes together (:func:`make_shapes`).
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from mmbook.data._text import template_words
-
-SHAPE_KINDS: tuple[str, ...] = ("circle", "square", "triangle", "diamond", "cross")
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (230, 40, 40),
-    "orange": (245, 145, 30),
-    "yellow": (240, 225, 40),
-    "green": (40, 190, 70),
-    "blue": (50, 100, 240),
-    "purple": (160, 70, 220),
-}
-SIZES: tuple[str, ...] = ("small", "large")
-ROWS: tuple[str, ...] = ("top", "middle", "bottom")
-COLUMNS: tuple[str, ...] = ("left", "center", "right")
-#: The nine grid cells in reading order (row by row, left to right).
-POSITIONS: tuple[str, ...] = (
-    "top left", "top", "top right", "left", "center", "right", "bottom left", "bottom", "bottom right",
-)  # fmt: skip
-NUMBER_WORDS: tuple[str, ...] = tuple("zero one two three four five six seven eight nine".split())
-
-#: Every (shape, colour) pair, shape-major.
-COMBINATIONS: tuple[tuple[str, str], ...] = tuple((k, c) for k in SHAPE_KINDS for c in COLORS)
-#: Pairs that ``split="train"`` never shows or mentions and every ``split="heldout"`` image contains.
-HELDOUT_COMBINATIONS: tuple[tuple[str, str], ...] = (
-    ("circle", "green"), ("square", "yellow"), ("triangle", "blue"), ("diamond", "orange"), ("cross", "red"),
-)  # fmt: skip
-TRAIN_COMBINATIONS: tuple[tuple[str, str], ...] = tuple(
-    c for c in COMBINATIONS if c not in HELDOUT_COMBINATIONS
+from mmbook.data.render import centre, masks, render_audio, render_images
+from mmbook.data.world import (
+    ANSWERS,
+    CLIP_SECONDS,
+    COLORS,
+    COLUMNS,
+    COMBINATIONS,
+    HELDOUT_COMBINATIONS,
+    IMAGE_SIZES,
+    NUMBER_WORDS,
+    POSITIONS,
+    RADIUS,
+    ROWS,
+    SAMPLE_RATE,
+    SHAPE_KINDS,
+    SIZES,
+    SPLITS,
+    TONE_HZ,
+    TRAIN_COMBINATIONS,
 )
-SPLITS: tuple[str | None, ...] = (None, "train", "heldout")
 
 #: ``questions[i][j]`` asks a question of type ``QUESTION_TYPES[j]``.
 QUESTION_TYPES: tuple[str, ...] = ("color", "shape", "count", "position", "exists")
-#: The closed answer vocabulary: every answer is one of these words.
-ANSWERS: tuple[str, ...] = (*COLORS, *SHAPE_KINDS, *NUMBER_WORDS, "yes", "no", *ROWS, *COLUMNS)
-
-IMAGE_SIZES: tuple[int, ...] = (32, 64)
-#: Half-extent of a shape as a fraction of the cell side.
-RADIUS: dict[str, float] = {"small": 0.28, "large": 0.42}
-
-SAMPLE_RATE = 8000
-CLIP_SECONDS = 0.5
-#: Pitch encodes colour, low to high in rainbow order (C4 E4 G4 C5 E5 G5).
-TONE_HZ: dict[str, float] = {
-    "red": 261.6, "orange": 329.6, "yellow": 392.0, "green": 523.3, "blue": 659.3, "purple": 784.0,
-}  # fmt: skip
-#: Timbre encodes shape kind; loudness encodes size (large 0.8, small 0.4).
-WAVEFORMS: dict[str, str] = {
-    "circle": "sine", "square": "square", "triangle": "triangle", "diamond": "sawtooth", "cross": "pulse",
-}  # fmt: skip
 
 KIND_WORDS = {
     "circle": ("circle", "disk"),
@@ -201,97 +177,7 @@ class Shapes:
         }
 
 
-def _inside(kind: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Which points (u, v), in units of the radius around the centre (v points down), lie in the shape."""
-    au, av = np.abs(u), np.abs(v)
-    if kind == "circle":
-        return u**2 + v**2 <= 1.0
-    if kind == "square":
-        return np.maximum(au, av) <= 0.85
-    if kind == "triangle":  # apex up, base at v = 0.9
-        return (v >= -1.0) & (v <= 0.9) & (au <= 1.1 * (v + 1.0) / 1.9)
-    if kind == "diamond":
-        return au + av <= 1.05
-    return ((au <= 0.35) & (av <= 1.0)) | ((av <= 0.35) & (au <= 1.0))  # cross
-
-
-def _centre(index: int, image_size: int) -> int:
-    """Pixel coordinate of the centre of grid row or column ``index``, on a pixel corner for crisp shapes."""
-    return round((index + 0.5) * image_size / 3)
-
-
-@lru_cache(maxsize=len(IMAGE_SIZES))
-def _masks(image_size: int, supersample: int = 4) -> np.ndarray:
-    """Anti-aliased alpha masks, flattened, indexed by (kind * 2 + size) * 9 + cell; the last one is empty."""
-    cell = image_size / 3
-    sub = (np.arange(image_size * supersample) + 0.5) / supersample
-    masks = np.zeros((len(SHAPE_KINDS) * len(SIZES) * 9 + 1, image_size, image_size), np.float32)
-    for k, kind in enumerate(SHAPE_KINDS):
-        for z, size in enumerate(SIZES):
-            radius = RADIUS[size] * cell
-            for c in range(9):
-                cy, cx = _centre(c // 3, image_size), _centre(c % 3, image_size)
-                inside = _inside(kind, (sub[None, :] - cx) / radius, (sub[:, None] - cy) / radius)
-                shape = (image_size, supersample, image_size, supersample)
-                masks[(k * len(SIZES) + z) * 9 + c] = inside.reshape(shape).mean(axis=(1, 3))
-    return masks.reshape(len(masks), -1)
-
-
-def _wave(waveform: str, phase: np.ndarray) -> np.ndarray:
-    """One period of ``waveform`` evaluated at ``phase`` in [0, 1), zero mean, peak 1."""
-    if waveform == "sine":
-        return np.sin(2 * np.pi * phase)
-    if waveform == "square":
-        return np.where(phase < 0.5, 1.0, -1.0)
-    if waveform == "triangle":
-        return 1 - 4 * np.abs(phase - 0.5)
-    if waveform == "sawtooth":
-        return 2 * phase - 1
-    return np.where(phase < 0.25, 1.0, -1 / 3)  # pulse, 25 % duty
-
-
-_TABLE_SIZE = 1024  # samples per period in the wavetable, a power of two
-#: One period of each kind's waveform, then a silent row for empty slots.
-_WAVETABLE = np.concatenate(
-    [_wave(WAVEFORMS[kind], np.arange(_TABLE_SIZE) / _TABLE_SIZE) for kind in SHAPE_KINDS]
-    + [np.zeros(_TABLE_SIZE)]
-).astype(np.float32)
 _CHUNK = 1024  # samples rendered at a time: bounded memory and cache-friendly
-
-
-def _render_images(
-    rng: np.random.Generator, mask_index: np.ndarray, rgb: np.ndarray, background: np.ndarray, image_size: int
-) -> np.ndarray:
-    """Composite the masks (shapes never overlap) over a plain background and add slight uniform noise."""
-    masks = _masks(image_size)
-    # pixel = background + sum over slots of alpha * (colour - background): one small matrix product
-    images = np.matmul(masks[mask_index].transpose(0, 2, 1), rgb - background[:, None, None])
-    images += background[:, None, None]
-    images += 12 * rng.random(images.shape, np.float32) - 5.5  # noise in [-6, 6), +0.5 to round below
-    np.clip(images, 0, 255, out=images)
-    return images.astype(np.uint8).reshape(-1, image_size, image_size, 3)
-
-
-def _render_audio(
-    rng: np.random.Generator, wave_index: np.ndarray, hz: np.ndarray, phase: np.ndarray, loudness: np.ndarray
-) -> np.ndarray:
-    """One tone per slot in order, looked up in the wavetable, with fades, silence and slight noise."""
-    n, slots = wave_index.shape
-    total = int(SAMPLE_RATE * CLIP_SECONDS)
-    length = total // slots
-    t = np.arange(length, dtype=np.float32) / SAMPLE_RATE
-    steps = np.multiply((hz * _TABLE_SIZE)[:, :, None], t, dtype=np.float32)
-    steps += (phase * _TABLE_SIZE)[:, :, None]
-    index = steps.astype(np.int32)
-    index &= _TABLE_SIZE - 1
-    index += (wave_index * _TABLE_SIZE)[:, :, None]
-    wave = _WAVETABLE[index]
-    ramp, tone = 0.01, 0.85 * length / SAMPLE_RATE  # 10 ms fade in and out, then silence
-    wave *= np.clip(np.minimum(t, tone - t) / ramp, 0, 1).astype(np.float32)
-    wave *= loudness[:, :, None]
-    audio = 0.04 * rng.random((n, total), np.float32) - 0.02  # noise in [-0.02, 0.02)
-    audio[:, : slots * length] += wave.reshape(n, -1)
-    return audio
 
 
 def _with_article(phrase: str) -> str:
@@ -438,7 +324,7 @@ def make_shapes(
     sizes = rng.integers(len(SIZES), size=(n, max_shapes))
 
     # Pictures and sounds, rendered a chunk of samples at a time.
-    empty = len(_masks(image_size)) - 1
+    empty = len(masks(image_size)) - 1
     mask_index = np.where(present, (kinds * len(SIZES) + sizes) * 9 + cells % 9, empty)
     palette = np.array(list(COLORS.values()), np.float32)
     rgb = palette[colors] + rng.uniform(-12, 12, (n, max_shapes, 3)).astype(np.float32)
@@ -452,8 +338,8 @@ def make_shapes(
     audio = np.empty((n, int(SAMPLE_RATE * CLIP_SECONDS)), np.float32)
     for s in range(0, n, _CHUNK):
         c = slice(s, s + _CHUNK)
-        images[c] = _render_images(rng, mask_index[c], rgb[c], background[c], image_size)
-        audio[c] = _render_audio(rng, wave_index[c], hz[c], phase[c], loudness[c])
+        images[c] = render_images(rng, mask_index[c], rgb[c], background[c], image_size)
+        audio[c] = render_audio(rng, wave_index[c], hz[c], phase[c], loudness[c])
 
     # Words: attributes, captions and questions.
     cell_px = image_size / 3
@@ -470,8 +356,8 @@ def make_shapes(
                 "position": POSITIONS[cell],
                 "row": cell // 3,
                 "col": cell % 3,
-                "x": _centre(cell % 3, image_size),
-                "y": _centre(cell // 3, image_size),
+                "x": centre(cell % 3, image_size),
+                "y": centre(cell // 3, image_size),
                 "radius": RADIUS[SIZES[z]] * cell_px,
             }
             for k, c, z, cell in zip(

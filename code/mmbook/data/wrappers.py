@@ -8,7 +8,8 @@ import torch
 from torch.utils.data import Dataset
 
 from mmbook.data.digits import Digits
-from mmbook.data.shapes import ANSWERS, QUESTION_TYPES, Shapes
+from mmbook.data.shapes import QUESTION_TYPES, Shapes
+from mmbook.data.world import ANSWERS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase

@@ -1,6 +1,7 @@
 """Chapter 5's experiment harness: the fusion tasks, the benchmark runner and the demo's trained models.
 
-The lesson (the fusion modules and :class:`~mmbook.fusion.FusionClassifier`) is in :mod:`mmbook.fusion`;
+The lesson is in :mod:`mmbook.fusion` (the fusion modules) and :mod:`mmbook.fusion_classifier` (the model
+and its training loop);
 this module holds what the chapter runs them on:
 
 - the tasks: :func:`color_at_task` ("what colour is the shape at <cell>?") and :func:`digits_hint_task`,
@@ -37,7 +38,8 @@ from mmbook.data import (
     make_shapes,
     words,
 )
-from mmbook.fusion import FUSIONS, METHODS, Fusion, FusionClassifier, drop_modalities, predict, train_fusion
+from mmbook.fusion import FUSIONS, METHODS, Fusion
+from mmbook.fusion_classifier import FusionClassifier, drop_modalities, predict, train_fusion
 
 COLOR_NAMES: tuple[str, ...] = tuple(COLORS)
 
@@ -179,7 +181,7 @@ class Run:
     ``task`` names a builder in :data:`TASKS`, called with ``task_options`` (a tuple of pairs); the
     samples of the first ``train_images`` pictures train, the rest test. ``test_noise`` is the pixel
     noise of the "noisy picture" condition. ``hidden`` (the fusion's and head's width) and ``pool`` go to
-    :class:`~mmbook.fusion.FusionClassifier`; ``present`` to :func:`~mmbook.fusion.train_fusion`.
+    :class:`~mmbook.fusion_classifier.FusionClassifier`; ``present`` to :func:`~mmbook.fusion_classifier.train_fusion`.
     """
 
     task: str
