@@ -68,9 +68,15 @@ lint: setup
 	# the chapters' code fits the book's column (88 characters) without sideways scrolling
 	$(BIN)/ruff check --select E501 --line-length 88 chapters
 
+# The unit tests on UNIT_JOBS workers (pytest-xdist; most tests wait on servers, browsers and subprocesses),
+# then the tests marked `benchmark` (timing targets) alone, so that no other test competes with them.
+UNIT_JOBS ?= 2
 unit: setup
 	@mkdir -p $(LOGS)
-	set -o pipefail; $(BIN)/python -m pytest tests --ignore=tests/test_html.py -p no:cacheprovider | tee $(LOGS)/unit.log
+	set -o pipefail; $(BIN)/python -m pytest tests --ignore=tests/test_html.py -p no:cacheprovider -n $(UNIT_JOBS) \
+	  -m "not benchmark" | tee $(LOGS)/unit.log
+	set -o pipefail; $(BIN)/python -m pytest tests --ignore=tests/test_html.py -p no:cacheprovider -m benchmark \
+	  | tee -a $(LOGS)/unit.log
 
 # Execute every chapter once with nbmake (on copies, so the stored notebooks stay output-free) and hand
 # the executed notebooks to the book's execution cache, so the book build does not run them again.

@@ -74,3 +74,18 @@ def test_mean_average_precision_equals_scikit_learn() -> None:
     assert mean_average_precision(one, torch.tensor([2])) == pytest.approx(1 / 2)
     with pytest.raises(ValueError, match="no query"):
         mean_average_precision(one, torch.zeros(1, 3, dtype=torch.bool))
+
+
+def test_eta_squared_splits_the_variance() -> None:
+    from mmbook.metrics import eta_squared
+
+    rng = np.random.default_rng(0)
+    points, labels = rng.normal(size=(90, 4)), rng.choice(["a", "b", "c"], size=90)
+    within = sum(((points[labels == g] - points[labels == g].mean(0)) ** 2).sum() for g in "abc")
+    total = ((points - points.mean(0)) ** 2).sum()
+    assert abs(eta_squared(points, labels) - (1 - within / total)) < 1e-12  # between + within = total
+    apart = np.repeat(np.eye(3) * 10, 5, axis=0)
+    assert eta_squared(apart, np.repeat(list("abc"), 5)) == pytest.approx(1.0)
+    assert eta_squared(np.vstack([apart, apart]), np.repeat(["x", "y"], 15)) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="points \\(N, D\\) and N labels"):
+        eta_squared(points, labels[:10])

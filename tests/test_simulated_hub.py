@@ -180,3 +180,14 @@ def test_make_online_runs_every_chapter_with_an_online_branch() -> None:
         if any(branch.search(source) for source in code[1:]):  # the setup cell's own check is the same everywhere
             with_branch.add(path.stem)
     assert with_branch and with_branch == online
+
+
+def test_random_checkpoints_leave_the_callers_random_state(tmp_path) -> None:  # noqa: ANN001
+    import torch
+    from mmbook import random_checkpoints
+
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    random_checkpoints.save_random_gpt2(tmp_path / "gpt2", seed=0)
+    assert torch.equal(torch.rand(3), expected)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import pytest
 from mmbook import timing
@@ -30,3 +31,20 @@ def test_fastest_is_the_minimum(clock) -> None:
 def test_no_runs_is_an_error() -> None:
     with pytest.raises(ValueError, match="repeats must be at least 1"):
         timing.fastest(lambda: None, repeats=0)
+
+
+def test_interleaved_times_every_function_in_turns() -> None:
+    calls: list[str] = []
+    result = timing.interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, repeats=3,
+                                   warmup=1)  # fmt: skip
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"] and set(result) == {"a", "b"}
+    ratios = timing.interleaved({"a": lambda: None, "b": lambda: time.sleep(0.002)}, repeats=3,
+                                   relative_to="b")  # fmt: skip
+    assert ratios["b"] == 1.0 and ratios["a"] < 1.0
+    with pytest.raises(ValueError, match="repeats"):
+        timing.interleaved({"a": lambda: None}, repeats=0)
+    assert timing.interleaved({"a": lambda: time.sleep(0.001)}, repeats=2, statistic="min")["a"] >= 0.001
+    with pytest.raises(ValueError, match="statistic"):
+        timing.interleaved({"a": lambda: None}, statistic="mean")
+    with pytest.raises(KeyError, match="c"):
+        timing.interleaved({"a": lambda: None}, relative_to="c")

@@ -94,6 +94,26 @@ def full_batch_gradients(model: ScratchCLIP, input_ids: Tensor, attention_mask: 
     return {name: p.grad for name, p in reference.named_parameters()}
 
 
+def training_memory(parameters: int, world: int = 1, stage: int = 0, weight_bytes: int = 2,
+                    gradient_bytes: int = 2, optimizer_bytes: int = 12) -> dict[str, float]:
+    """Bytes per process for weights, gradients and optimizer state under ZeRO sharding (Chapter 13).
+
+    Defaults: mixed-precision Adam as in the ZeRO paper (16-bit weights and gradients; a 32-bit master copy,
+    momentum and variance, 12 bytes). ``stage`` 0 replicates everything (plain data parallelism); stage 1
+    shards the optimizer state over the ``world`` processes, stage 2 the gradients too, stage 3 (FSDP's full
+    sharding) the weights as well. Activations, buffers and temporary gathers are not counted.
+    """
+    if stage not in (0, 1, 2, 3):
+        raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, not {stage!r}")
+    if world < 1:
+        raise ValueError(f"world must be at least 1 process, not {world!r}")
+    weights = parameters * weight_bytes / (world if stage >= 3 else 1)
+    gradients = parameters * gradient_bytes / (world if stage >= 2 else 1)
+    optimizer = parameters * optimizer_bytes / (world if stage >= 1 else 1)
+    return {"weights": weights, "gradients": gradients, "optimizer": optimizer,
+            "total": weights + gradients + optimizer}
+
+
 def _batches(steps: int, batch_size: int, seed: int) -> list[tuple[Tensor, Tensor, Tensor]]:
     """``steps`` global batches of shapes-world pairs (pictures and captions), the same on every rank."""
     from mmbook.contrastive import pixels, processor, tokens

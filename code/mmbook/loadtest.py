@@ -96,20 +96,23 @@ class RestClient:
 
 def load_test(url: str, api_name: str, args: Sequence[Any], *, clients: int, requests_per_client: int,
               check: Callable[[Any], bool] | None = None, download_files: bool = False,
-              via: Literal["client", "rest"] = "client") -> LoadResult:
+              via: Literal["client", "rest"] | Callable[[str], Any] = "client") -> LoadResult:
     """``clients`` visitors each send ``requests_per_client`` calls of ``api_name`` with ``args`` (Chapter 9).
 
     ``check``, if given, is called on every answer and must return true; an exception, a refused
     request or a failed check counts as a failure with its message. Output files (pictures, sounds) are
     not downloaded unless ``download_files``: the answer then holds their server-side paths. ``via``
-    picks the visitors: ``gradio_client.Client`` or :class:`RestClient` (Chapter 10).
+    picks the visitors: ``gradio_client.Client`` or :class:`RestClient` (Chapter 10), or is a function that
+    makes one visitor for ``url``, such as :class:`mmbook.serving.RouteClient` (Chapter 13).
     """
     from gradio_client import Client
 
     if clients < 1 or requests_per_client < 1:
         raise ValueError(f"need at least one client and one request each; got {clients} and {requests_per_client}")
-    if via == "client":
-        visitors: list[Any] = [Client(url, verbose=False, download_files=download_files) for _ in range(clients)]
+    if callable(via):
+        visitors: list[Any] = [via(url) for _ in range(clients)]
+    elif via == "client":
+        visitors = [Client(url, verbose=False, download_files=download_files) for _ in range(clients)]
     elif via == "rest":
         visitors = [RestClient(url) for _ in range(clients)]
     else:

@@ -4,6 +4,8 @@ Binary: :func:`binary_metrics` (accuracy, precision, recall, F1), :func:`roc_cur
 :func:`auc_trapezoid` and :func:`best_threshold`; the matching chapter checks them against scikit-learn.
 
 Retrieval: recall at k and mean average precision.
+Structure of an embedding: :func:`eta_squared`, the share of the variance that a grouping explains (Chapters 6
+and 8).
 A retrieval run is a similarity matrix ``(Q, G)``: one row per query, one column per gallery item. The
 right answers are given either as one gallery index per query (``targets``, ``(Q,)``) or as a boolean
 relevance matrix ``(Q, G)`` when a query can have several right answers.
@@ -148,3 +150,18 @@ def best_threshold(labels: Any, scores: Any) -> float:
     accuracy = [((s >= t) == y).mean() for t in cuts]
     return float(cuts[int(np.argmax(accuracy))])
 
+
+
+def eta_squared(points: Any, labels: Any) -> float:
+    """The correlation ratio: the share of the total squared spread of ``points`` ``(N, D)`` around their mean
+    that the means of the groups named by ``labels`` ``(N,)`` explain, between 0 and 1 (Chapters 6 and 8).
+
+    Between-group sum of squares ``sum_g n_g |mean_g - mean|^2`` over the total ``sum_i |x_i - mean|^2``.
+    """
+    x = np.asarray(points, dtype=np.float64)
+    groups = np.asarray(labels)
+    if x.ndim != 2 or len(groups) != len(x):
+        raise ValueError(f"eta_squared needs points (N, D) and N labels, not {x.shape} and {groups.shape}")
+    centre = x.mean(0)
+    between = sum((groups == g).sum() * ((x[groups == g].mean(0) - centre) ** 2).sum() for g in np.unique(groups))
+    return float(between / ((x - centre) ** 2).sum())

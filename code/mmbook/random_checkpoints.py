@@ -18,6 +18,8 @@ them in place of the hub's checkpoints when ``MMBOOK_SIMULATE_HUB=1``.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,18 @@ import torch
 
 from mmbook import lm, vlm
 from mmbook.tiny_vilt import bert_tokenizer
+
+
+def _own_random_state(save: Callable[..., Path]) -> Callable[..., Path]:
+    """Run a ``save_random_*`` builder on a fork of PyTorch's random state: it seeds freely, and the caller's
+    generators are left as they were (Chapter 1's rule for everything that makes weights)."""
+
+    @functools.wraps(save)
+    def wrapper(*args: Any, **kwargs: Any) -> Path:
+        with torch.random.fork_rng():
+            return save(*args, **kwargs)
+
+    return wrapper
 
 
 def _byte_level_bpe(seed: int, vocab_size: int) -> Any:
@@ -41,6 +55,7 @@ def _byte_level_bpe(seed: int, vocab_size: int) -> Any:
     return bpe
 
 
+@_own_random_state
 def save_random_gpt2(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised, tiny ``GPT2LMHeadModel`` (2 layers, width 32, GPT-2's 1,024 positions) with a
     GPT-2 tokenizer (byte-level BPE, ``<|endoftext|>``) built offline, in ``folder``: the format of
@@ -65,6 +80,7 @@ def save_random_gpt2(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
+@_own_random_state
 def save_random_clip(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised, tiny ``CLIPModel`` (32-pixel pictures in 8-pixel patches, width 32, 2 layers
     per tower) with a ``CLIPProcessor`` of the PIL image processor and a real ``CLIPTokenizer`` (CLIP's
@@ -94,6 +110,7 @@ def save_random_clip(folder: Path, seed: int = 0) -> Path:
 VILT_EXTRA_ANSWERS = ("yes", "no", "white", "black", "person", "flag", "shirt", "suit", "0")
 
 
+@_own_random_state
 def save_random_vilt(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised, tiny ``ViltForQuestionAnswering`` (width 32, 2 layers, 32-pixel patches) with a
     ``ViltProcessor`` (ViLT's PIL image processor and a BERT tokenizer of the book's words) and an answer list
@@ -118,6 +135,7 @@ def save_random_vilt(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
+@_own_random_state
 def save_random_blip(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised, tiny ``BlipForConditionalGeneration`` and its ``BlipProcessor`` in
     ``folder``: the format of ``Salesforce/blip-image-captioning-base`` at a 32-pixel size. For tests of
@@ -142,6 +160,7 @@ def save_random_blip(folder: Path, seed: int = 0) -> Path:
 WHISPER_SPECIALS = ("<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>")
 
 
+@_own_random_state
 def save_random_whisper(folder: Path, seed: int = 0) -> Path:
     """A randomly initialised, tiny ``WhisperForConditionalGeneration`` with a ``WhisperProcessor`` (the real
     feature extractor: 80 log-mel bands of 30-second windows at 16 kHz, and a small byte-level BPE tokenizer)
@@ -187,6 +206,7 @@ IDEFICS3_TOKENS = ("<|im_start|>", "<fake_token_around_image>", "<global-img>", 
                    *(f"<row_{i}_col_{j}>" for i in range(1, 7) for j in range(1, 7)))  # fmt: skip
 
 
+@_own_random_state
 def save_random_llava(folder: Path, seed: int = 0) -> Path:
     """A random ``LlavaForConditionalGeneration`` in the tiny VLM's format (48-pixel pictures, 10 image
     tokens, the book's tokenizer), with its ``LlavaProcessor``, saved in ``folder``."""
@@ -205,6 +225,7 @@ def save_random_llava(folder: Path, seed: int = 0) -> Path:
     return Path(folder)
 
 
+@_own_random_state
 def save_random_smolvlm(folder: Path, seed: int = 0) -> Path:
     """A random ``Idefics3ForConditionalGeneration`` (32-pixel pictures in 8-pixel patches, pixel shuffle by
     2: 4 image tokens; no splitting into tiles) with its ``Idefics3Processor``, saved in ``folder``. Its

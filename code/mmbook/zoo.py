@@ -49,7 +49,7 @@ RECORD = "mmbook-record.json"
 #: The modules that declare book models besides this one; imported when the whole registry is needed.
 DECLARING_MODULES: tuple[str, ...] = (
     "mmbook.shape_finder", "mmbook.experiments.fusion_bench", "mmbook.experiments.book_matcher", "mmbook.tiny_vilt",
-    "mmbook.tone_reader", "mmbook.tiny_vlm", "mmbook.tiny_models",
+    "mmbook.tone_reader", "mmbook.tiny_vlm", "mmbook.tiny_models", "mmbook.experiments.compression",
 )  # fmt: skip
 
 
