@@ -39,7 +39,7 @@ export HF_HUB_OFFLINE := 1
 export MMBOOK_OFFLINE := 1
 endif
 
-.PHONY: book test browser lint unit notebooks online colab html-check bench checkpoints clean setup
+.PHONY: book test browser lint unit notebooks online colab html-check bench bench-serving checkpoints clean setup
 
 book: setup
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -115,6 +115,11 @@ colab: notebooks
 
 bench: setup
 	$(BIN)/python scripts/bench.py $(CHAPTERS)
+
+# Chapter 13's full serving sweep: every variant of the assistant's /best_match in its own process, loaded by
+# locust (headless, its own process) at 1, 8, 32 and 64 clients; about ten minutes. Writes _build/serve_bench.
+bench-serving: setup
+	$(BIN)/python scripts/serve_bench.py --out _build/serve_bench
 
 checkpoints: setup
 	$(BIN)/python scripts/ship_checkpoints.py $(MODELS)
