@@ -39,7 +39,7 @@ export HF_HUB_OFFLINE := 1
 export MMBOOK_OFFLINE := 1
 endif
 
-.PHONY: book test browser lint unit notebooks online colab html-check bench bench-serving checkpoints clean setup
+.PHONY: book test browser lint unit notebooks online colab html-check bench bench-serving bench-search checkpoints clean setup
 
 book: setup
 	$(BIN)/jupyter-book build . $(JB_FLAGS)
@@ -120,6 +120,12 @@ bench: setup
 # locust (headless, its own process) at 1, 8, 32 and 64 clients; about ten minutes. Writes _build/serve_bench.
 bench-serving: setup
 	$(BIN)/python scripts/serve_bench.py --out _build/serve_bench
+
+# Chapter 12's full search sweep: exact, IVF, HNSW and IVF-PQ indexes from 10k to 1M vectors on one FAISS thread,
+# about 15 minutes; exits 1 if the recall/speed target is missed. Writes _build/search_bench and the copy the
+# chapter plots (code/mmbook/experiments/search_bench.json).
+bench-search: setup
+	$(BIN)/python scripts/search_bench.py --threads 1 --ship --out _build/search_bench
 
 checkpoints: setup
 	$(BIN)/python scripts/ship_checkpoints.py $(MODELS)

@@ -256,3 +256,15 @@ __all__ = [
     "EFFORT", "KINDS", "Corpus", "build_index", "default_nlist", "effort_curve", "index_bytes", "load_index",
     "queries_per_second", "recall_at_k", "save_index", "scaling", "set_effort", "synthetic", "unit_rows",
 ]
+
+
+#: The last full run of ``scripts/search_bench.py --ship``, shipped with the package (Chapter 12 plots it).
+BENCHMARK = Path(__file__).with_name("experiments") / "search_bench.json"
+
+
+def shipped_benchmark(path: Path = BENCHMARK) -> dict[str, Any]:
+    """The shipped sweep from 10k to 1M vectors: ``rows`` as :func:`scaling` returns them, ``best`` (the
+    fastest approximate index at the target recall at the largest size), ``met`` and ``measured``."""
+    import json
+
+    return json.loads(path.read_text())

@@ -2,7 +2,7 @@
 
 - :func:`make_shapes`: the shapes world, pictures with captions, questions, answers and sounds (Chapter 2).
 - :func:`make_digits`: scikit-learn's handwritten digits with words, partial hints and sounds (Chapter 1).
-- :func:`make_sensors`: a machine's sensor series with maintenance logs (Chapter 11).
+- :func:`make_sensors`: a machine's sensor series with maintenance logs (Chapter 12).
 - :func:`tokenizer`: a CLIP-style word-level tokenizer covering every word above (Chapter 3).
 - :class:`ShapesDataset`, :class:`DigitsDataset`, :func:`collate`: PyTorch views (Chapter 3).
 """

@@ -1,4 +1,4 @@
-"""A machine's sensor readings with a technician's maintenance log (Chapter 11).
+"""A machine's sensor readings with a technician's maintenance log (Chapter 12).
 
 Faults have a random severity, so mild ones hide in the noise of the series; the logs are often
 informative, sometimes say nothing and sometimes point the wrong way. Fusing both beats either alone.
@@ -67,7 +67,7 @@ VOCABULARY: tuple[str, ...] = tuple(
 
 @dataclass(repr=False, eq=False)
 class Sensors:
-    """Sensor series with maintenance logs, made by :func:`make_sensors` (Chapter 11).
+    """Sensor series with maintenance logs, made by :func:`make_sensors` (Chapter 12).
 
     ``series`` is float32 N×C×L, ``labels`` int64 indices into ``LABELS``; ``log_kinds`` and ``severity``
     (0 for normal machines) are ground truth for analysis, not inputs.
@@ -115,7 +115,7 @@ def _bumps(rng: np.random.Generator, t: np.ndarray, active: np.ndarray, height: 
 
 
 def make_sensors(n: int, *, seed: int = 0, length: int = 128, channels: int = 3) -> Sensors:
-    """Generate ``n`` machines' readings and logs, balanced over ``LABELS`` (Chapter 11).
+    """Generate ``n`` machines' readings and logs, balanced over ``LABELS`` (Chapter 12).
 
     ``channels`` keeps the first channels of ``CHANNEL_NAMES``: fewer than three drops informative ones,
     more adds ambient channels that carry no information.
