@@ -79,11 +79,20 @@ unit: setup
 	  | tee -a $(LOGS)/unit.log
 
 # Execute every chapter once with nbmake (on copies, so the stored notebooks stay output-free) and hand
-# the executed notebooks to the book's execution cache, so the book build does not run them again.
+# the executed notebooks to the book's execution cache, so the book build does not run them again. The
+# chapters that measure no speed run two at a time, each kernel on one thread (their training runs on one
+# thread anyway, inside env.training_state, so their numbers do not change); the chapters whose claims are
+# about speed then run alone, on every core. `make bench` times every chapter alone.
+PARALLEL_CHAPTERS := 05_fusion 08_pretrained 11_multimodal_llm 06_contrastive 14_trends_challenges \
+                     01_background 02_core_concepts
+SERIAL_CHAPTERS := $(filter-out $(PARALLEL_CHAPTERS),$(basename $(notdir $(wildcard chapters/*.ipynb))))
 notebooks: setup
 	rm -rf _executed && mkdir -p _executed
 	cp chapters/*.ipynb _executed/
-	$(BIN)/python -m pytest --nbmake --overwrite --nbmake-timeout=600 _executed -p no:cacheprovider
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbmake --overwrite --nbmake-timeout=600 -n 2 -p no:cacheprovider \
+	  $(PARALLEL_CHAPTERS:%=_executed/%.ipynb)
+	$(BIN)/python -m pytest --nbmake --overwrite --nbmake-timeout=600 -p no:cacheprovider \
+	  $(SERIAL_CHAPTERS:%=_executed/%.ipynb)
 	$(BIN)/python scripts/prime_cache.py _executed
 
 # The chapters with an online branch, executed once more on a simulated hub (mmbook.simulated_hub: every hub
@@ -93,8 +102,8 @@ notebooks: setup
 # online branch must run to its end. The pass checks code paths: claims about measured outcomes only print a
 # note here (`notebooks` holds them), and no pictures of the apps are taken (MMBOOK_CHROMIUM names no
 # browser; each app still starts and answers its example call). The executed copies stay in _online/.
-ONLINE_CHAPTERS := 06_contrastive 10_project_app 01_background 08_pretrained 09_gradio 03_encoders \
-                   11_multimodal_llm
+ONLINE_CHAPTERS := 06_contrastive 10_project_app 12_applications 01_background 08_pretrained 09_gradio \
+                   03_encoders 11_multimodal_llm
 ONLINE_JOBS ?= 2
 # one chapter's output at a time where make can hold it back (GNU make 4; macOS ships 3.81)
 OUTPUT_SYNC := $(if $(filter 3.%,$(MAKE_VERSION)),,-O)

@@ -9,29 +9,15 @@ the plain route ``/api/best_match``. Every answer is checked.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
 
 from locust import FastHttpUser, constant, task
+from mmbook.loadtest import stream_answer
 
 QUERY = os.environ.get("SERVE_BENCH_QUERY", "a red circle in the center")
 MODE = os.environ.get("SERVE_BENCH_MODE", "gradio")
-
-
-def _answer(stream: str) -> dict:
-    """The ``complete`` event's data in a Gradio event stream, or ``RuntimeError`` with the error event's."""
-    event = None
-    for line in stream.splitlines():
-        if line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: ") and event in ("complete", "error"):
-            data = json.loads(line.removeprefix("data: "))
-            if event == "error":
-                raise RuntimeError(str(data))
-            return data[0]
-    raise RuntimeError("the event stream ended without an answer")
 
 
 class Visitor(FastHttpUser):
@@ -59,7 +45,7 @@ class Visitor(FastHttpUser):
                 event_id = posted.json()["event_id"]
                 stream = self.client.get(f"/gradio_api/call/best_match/{event_id}", name="stream")
                 stream.raise_for_status()
-                answer = _answer(stream.text)
+                answer = stream_answer(stream.text.splitlines(), "best_match")[0]
             if "caption" not in answer:
                 raise RuntimeError(f"unexpected answer {answer!r}"[:200])
         except Exception as exc:  # every failure is recorded, none stops the test

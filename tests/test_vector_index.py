@@ -133,6 +133,25 @@ def test_app_picture_query_finds_the_picture(client, corpus, tmp_path) -> None:
     assert table["data"][0][1:4] == [11, "picture", 11] and len(pictures) == 3
 
 
+def test_app_sound_query_is_read_into_words_then_searched(client, tmp_path) -> None:
+    from mmbook.sound import write_wav
+
+    scenes = make_shapes(1, seed=31)
+    path = write_wav(tmp_path / "clip.wav", scenes.audio[0], scenes.sample_rate)
+    heard, _, table = client.predict(handle_file(str(path)), 5, api_name="/search_sound")
+    said = [f"{o['color']} {o['shape']}" for o in scenes.attributes[0]]
+    assert heard == ", ".join(said)  # the tone reader's words are the query
+    query = " and ".join(f"a {s}" for s in said)
+    _, by_text = client.predict(query, 5, api_name="/search_text")
+    assert table["data"] == by_text["data"]
+    quiet = write_wav(tmp_path / "quiet.wav", np.zeros(scenes.sample_rate, np.float32), scenes.sample_rate)
+    with pytest.raises(AppError, match="silent|no shapes-world tone"):
+        client.predict(handle_file(str(quiet)), 5, api_name="/search_sound")
+    with pytest.raises(AppError, match="Please upload a clip"):
+        client.predict(None, 5, api_name="/search_sound")
+    assert client.predict("a red circle", 1, api_name="/search_text")[1]["data"]
+
+
 @pytest.mark.parametrize(
     ("api", "query", "k", "message"),
     [

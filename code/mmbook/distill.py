@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -158,8 +158,3 @@ def distil_clip(
     history.seconds = time.perf_counter() - start
     student.eval()
     return history
-
-
-def parameter_count(model: Any) -> int:
-    """Number of parameters of ``model`` (Chapter 13)."""
-    return sum(p.numel() for p in model.parameters())

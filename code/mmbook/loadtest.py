@@ -13,7 +13,7 @@ import heapq
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -60,6 +60,21 @@ class LoadResult:
         return float(np.mean(self.latencies)) if self.latencies else float("nan")
 
 
+def stream_answer(lines: Iterable[str], api_name: str = "") -> list[Any]:
+    """The data of the ``complete`` event in the lines of a Gradio event stream (Chapters 10 and 13); the
+    app's message as ``RuntimeError`` for an ``error`` event or a stream that ends without an answer."""
+    event = None
+    for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event in ("complete", "error"):
+            data = json.loads(line.removeprefix("data: "))
+            if event == "error":
+                raise RuntimeError(data.get("error") if isinstance(data, dict) else data)
+            return data
+    raise RuntimeError(f"the event stream of {api_name or 'the call'} ended without an answer")
+
+
 class RestClient:
     """One visitor on Gradio's REST call API with ``httpx`` (Chapter 10): ``predict`` like ``gradio_client``'s.
 
@@ -77,17 +92,9 @@ class RestClient:
         name = api_name.lstrip("/")
         posted = self.http.post(f"{self.url}/{name}", json={"data": list(args)})
         posted.raise_for_status()
-        event = None
         with self.http.stream("GET", f"{self.url}/{name}/{posted.json()['event_id']}") as stream:
-            for line in stream.iter_lines():
-                if line.startswith("event: "):
-                    event = line.removeprefix("event: ")
-                elif line.startswith("data: ") and event in ("complete", "error"):
-                    data = json.loads(line.removeprefix("data: "))
-                    if event == "error":
-                        raise RuntimeError(data.get("error") if isinstance(data, dict) else data)
-                    return data[0] if len(data) == 1 else tuple(data)
-        raise RuntimeError(f"the event stream of {api_name} ended without an answer")
+            data = stream_answer(stream.iter_lines(), api_name)
+        return data[0] if len(data) == 1 else tuple(data)
 
     def close(self) -> None:
         """Close the connection."""

@@ -18,19 +18,29 @@ from torch import Tensor, nn
 from torch.nn.utils import prune
 
 
-def _linears(model: nn.Module, layers: Iterable[str] | None) -> dict[str, nn.Linear]:
+def named_linears(model: nn.Module, layers: Iterable[str] | None = None, *, skip: Iterable[str] = (),
+                  purpose: str = "prune") -> dict[str, nn.Linear]:
+    """The ``nn.Linear`` layers of ``model`` by name, those named in ``layers`` or else every one not in
+    ``skip`` (Chapter 13: pruning and quantization choose their layers with it).
+
+    A name that is missing raises ``KeyError``; a named layer that is not an ``nn.Linear`` raises
+    ``TypeError`` with its type; a model without any ``nn.Linear`` raises ``ValueError`` listing what it holds.
+    """
     modules = dict(model.named_modules())
     if layers is None:
-        found = {n: m for n, m in modules.items() if type(m) is nn.Linear}
+        skipped = set(skip)
+        found = {n: m for n, m in modules.items() if type(m) is nn.Linear and n not in skipped}
         if not found:
-            raise ValueError(f"{type(model).__name__} has no nn.Linear layer to prune")
+            kinds = sorted({type(m).__name__ for m in modules.values()
+                            if next(m.parameters(recurse=False), None) is not None})
+            raise ValueError(f"{type(model).__name__} has no nn.Linear layer to {purpose} (it holds {kinds})")
         return found
     chosen = {}
     for name in layers:
         if name not in modules:
             raise KeyError(f"{type(model).__name__} has no layer named {name!r}")
         if type(modules[name]) is not nn.Linear:
-            raise TypeError(f"cannot prune {name!r}: magnitude_prune prunes nn.Linear weights, "
+            raise TypeError(f"cannot {purpose} {name!r}: only nn.Linear layers are supported, "
                             f"not {type(modules[name]).__name__}")
         chosen[name] = modules[name]
     return chosen
@@ -52,7 +62,7 @@ def magnitude_prune(
     if scope not in ("global", "layer"):
         raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
     model = copy.deepcopy(model)
-    chosen = _linears(model, layers)
+    chosen = named_linears(model, layers)
     if scope == "global":
         prune.global_unstructured([(m, "weight") for m in chosen.values()], pruning_method=prune.L1Unstructured,
                                   amount=amount)  # fmt: skip
@@ -66,7 +76,7 @@ def magnitude_prune(
 
 def weight_sparsity(model: nn.Module, layers: Iterable[str] | None = None) -> float:
     """The fraction of exact zeros in the weights of the chosen ``nn.Linear`` layers (Chapter 13)."""
-    weights = [m.weight for m in _linears(model, layers).values()]
+    weights = [m.weight for m in named_linears(model, layers).values()]
     return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
 
 

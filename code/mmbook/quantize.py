@@ -159,23 +159,12 @@ def quantize_dynamic_int8(
     """
     from torch.ao.quantization import default_dynamic_qconfig, per_channel_dynamic_qconfig, quantize_dynamic
 
-    modules = dict(model.named_modules())
-    skipped = set(skip)
-    if layers is None:
-        names = [n for n, m in modules.items() if type(m) is nn.Linear and n not in skipped]
-    else:
-        names = list(layers)
-        for name in names:
-            if name not in modules:
-                raise KeyError(f"{type(model).__name__} has no layer named {name!r}")
-            if type(modules[name]) is not nn.Linear:
-                raise TypeError(f"cannot quantize {name!r}: dynamic int8 quantization supports nn.Linear, "
-                                f"not {type(modules[name]).__name__}")
-    if not names:
-        kinds = sorted({type(m).__name__ for m in modules.values()
-                        if next(m.parameters(recurse=False), None) is not None})
-        raise ValueError(f"{type(model).__name__} has no nn.Linear layer to quantize (it holds {kinds}); "
-                         "convert layers such as GPT-2's Conv1D with linear_from_conv1d first")
+    from mmbook.prune import named_linears
+
+    try:
+        names = list(named_linears(model, layers, skip=skip, purpose="quantize"))
+    except ValueError as error:
+        raise ValueError(f"{error}; convert layers such as GPT-2's Conv1D with linear_from_conv1d first") from None
     qconfig = per_channel_dynamic_qconfig if per_channel else default_dynamic_qconfig
     with warnings.catch_warnings():
         # torch.ao.quantization announces its move to torchao with a DeprecationWarning on every call; it is

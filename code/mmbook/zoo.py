@@ -50,6 +50,7 @@ RECORD = "mmbook-record.json"
 DECLARING_MODULES: tuple[str, ...] = (
     "mmbook.shape_finder", "mmbook.experiments.fusion_bench", "mmbook.experiments.book_matcher", "mmbook.tiny_vilt",
     "mmbook.tone_reader", "mmbook.tiny_vlm", "mmbook.tiny_models", "mmbook.experiments.compression",
+    "mmbook.experiments.scaling", "mmbook.experiments.hallucination",
 )  # fmt: skip
 
 

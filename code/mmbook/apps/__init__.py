@@ -20,6 +20,7 @@ from mmbook.apps.monitoring import build_monitoring_app
 from mmbook.apps.open_vocab import build_open_vocab_app
 from mmbook.apps.pretrained import build_pretrained_app
 from mmbook.apps.recommender import build_recommender_app
+from mmbook.apps.robust import build_robust_app
 from mmbook.apps.search import build_search_app
 from mmbook.apps.shapes import build_shapes_app
 from mmbook.apps.shop_assistant import build_shop_assistant_app
@@ -46,6 +47,7 @@ APPS: dict[str, Callable[[], gr.Blocks]] = {
     "recommender": build_recommender_app,
     "open-vocab": build_open_vocab_app,
     "monitoring": build_monitoring_app,
+    "robust": build_robust_app,
 }
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "build_open_vocab_app",
     "build_pretrained_app",
     "build_recommender_app",
+    "build_robust_app",
     "build_search_app",
     "build_shapes_app",
     "build_shop_assistant_app",

@@ -2,6 +2,8 @@
 
 The table (:class:`mmbook.vector_index.Corpus`) holds the tiny CLIP's embeddings of every picture and every
 caption of a shapes-world gallery; the index is exact or approximate (:func:`mmbook.vector_index.build_index`).
+The tiny CLIP has no audio tower, so a sound is searched the way spoken queries usually are, as a cascade:
+Chapter 10's tone reader (:mod:`mmbook.tone_reader`) turns the clip into words, and the words are the query.
 """
 
 from __future__ import annotations
@@ -60,12 +62,28 @@ def build_vector_search_app(corpus: Corpus | None = None, index: faiss.Index | N
             raise InputError("Please upload a picture to search with.")
         return results(picture, k)
 
+    @checked
+    def by_sound(recording: Any, k: Any) -> tuple[str, list[tuple[np.ndarray, str]], list[list[Any]]]:
+        from mmbook import sound, tone_reader
+
+        if not isinstance(recording, tuple | list) or len(recording) != 2:
+            raise InputError("Please upload a clip (a shapes-world sound) to search with.")
+        rate, samples = recording
+        clip = sound.prepare_audio(samples, int(rate), target_rate=tone_reader.SAMPLE_RATE)
+        if len(clip) / tone_reader.SAMPLE_RATE > tone_reader.MAX_SECONDS:
+            raise InputError(f"The tone reader reads clips of at most {tone_reader.MAX_SECONDS:.0f} s.")
+        words = tone_reader.tone_reader().transcribe(clip)
+        if not words:
+            raise InputError("The tone reader heard no shapes-world tone in this clip.")
+        return words, *results(" and ".join(f"a {shape}" for shape in words.split(", ")), k)
+
     with gr.Blocks(title="Cross-modal search") as demo:
         gr.Markdown(
-            f"## Search {len(table.gallery.images):,} scenes by description or by picture\n"
+            f"## Search {len(table.gallery.images):,} scenes by description, picture or sound\n"
             f"The index holds {len(table):,} embeddings: every picture and every caption. A query is embedded "
             "by the matching tower of the tiny CLIP; the results are the rows of highest cosine similarity, "
-            "pictures and captions alike (each shown by its scene's picture)."
+            "pictures and captions alike (each shown by its scene's picture). A sound is first read into words "
+            "by the tone reader of Chapter 10."
         )
         k = raw(gr.Slider(1, MAX_RESULTS, value=8, step=1, label="Results"))
         with gr.Tab("Text"):
@@ -74,12 +92,17 @@ def build_vector_search_app(corpus: Corpus | None = None, index: faiss.Index | N
         with gr.Tab("Picture"):
             picture = raw(gr.Image(label="Picture", type="numpy", sources=["upload", "clipboard"]))
             picture_button = gr.Button("Search", variant="primary")
+        with gr.Tab("Sound"):
+            recording = raw(gr.Audio(label="Clip", type="numpy", sources=["upload", "microphone"]))
+            heard = gr.Textbox(label="What the tone reader heard (the query)", interactive=False)
+            sound_button = gr.Button("Search", variant="primary")
         pictures = gr.Gallery(label="Best matches (scene: cosine)", columns=8, height=300,
                               object_fit="contain", format="png")
         listing = gr.Dataframe(headers=HEADERS, label="Results", interactive=False)
         text_button.click(by_text, [query, k], [pictures, listing], api_name="search_text")
         query.submit(by_text, [query, k], [pictures, listing], api_name=False)
         picture_button.click(by_picture, [picture, k], [pictures, listing], api_name="search_picture")
+        sound_button.click(by_sound, [recording, k], [heard, pictures, listing], api_name="search_sound")
     return demo
 
 
